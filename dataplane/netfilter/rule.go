@@ -1,0 +1,154 @@
+package netfilter
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// Rule is one iptables rule: the basic matches, the ordered match extensions and the target.
+// The zero value of each basic match means "any".
+type Rule struct {
+	// Src and Dst are `[!] -s PREFIX` and `[!] -d PREFIX`.
+	Src, Dst AddrMatch
+	// In and Out are `[!] -i IFACE` and `[!] -o IFACE` (a trailing `+` is a prefix wildcard).
+	In, Out IfaceMatch
+	// Proto is `[!] -p PROTO`.
+	Proto ProtoMatch
+	// Fragment is `[!] -f` (IPv4 only).
+	Fragment Fragment
+	// Matches are the `-m MODULE OPTIONS` extensions in rule order.
+	Matches []Match
+	// Target is the `-j`/`-g` target; nil for a rule without one (it only counts).
+	Target Target
+
+	// Counters are the rule's `[packets:bytes]` (or `-c p b`).
+	Counters Counters
+	// Line is the 1-based line of the source text the rule came from (0 when built in Go).
+	Line int
+	// Text is the rule as written in the source after `-A CHAIN ` (without counters), kept
+	// so that iptables-restore input can be printed back exactly as written; empty when the
+	// rule was built in Go, and cleared by anything that rewrites the rule.
+	Text string
+}
+
+// AddrMatch is `[!] -s|-d PREFIX`. An invalid (zero) Prefix matches any address.
+type AddrMatch struct {
+	Prefix netip.Prefix
+	Invert bool
+}
+
+// IsSet reports whether the match restricts anything.
+func (m AddrMatch) IsSet() bool { return m.Prefix.IsValid() }
+
+// Matches reports whether addr satisfies the match.
+func (m AddrMatch) Matches(addr netip.Addr) bool {
+	if !m.Prefix.IsValid() {
+		return true
+	}
+	return m.Prefix.Contains(addr) != m.Invert
+}
+
+// IfaceMatch is `[!] -i|-o NAME`; a Name ending in `+` matches every interface with that
+// prefix, and an empty Name matches any interface.
+type IfaceMatch struct {
+	Name   string
+	Invert bool
+}
+
+// IsSet reports whether the match restricts anything.
+func (m IfaceMatch) IsSet() bool { return m.Name != "" }
+
+// Matches reports whether the interface ifname satisfies the match.
+func (m IfaceMatch) Matches(ifname string) bool {
+	if m.Name == "" {
+		return true
+	}
+	var ok bool
+	if p, wild := strings.CutSuffix(m.Name, "+"); wild {
+		ok = strings.HasPrefix(ifname, p)
+	} else {
+		ok = ifname == m.Name
+	}
+	return ok != m.Invert
+}
+
+// ProtoMatch is `[!] -p PROTO`. Name is the protocol as iptables-save prints it: a name from
+// iptables' own table ("tcp", "udp", "udplite", "icmp", "icmpv6", "esp", "ah", "sctp", "mh",
+// "all") or a decimal number; empty means any.
+type ProtoMatch struct {
+	Name   string
+	Invert bool
+}
+
+// IsSet reports whether the match restricts anything.
+func (m ProtoMatch) IsSet() bool { return m.Name != "" && m.Name != "all" }
+
+// Number returns the IP protocol number of Name and whether it is known.
+func (m ProtoMatch) Number() (uint8, bool) { return ProtoNumber(m.Name) }
+
+// protoNames is iptables' xtables_chain_protos table (libxtables/xtables.c), in its order.
+var protoNames = [...]struct {
+	name string
+	num  uint8
+}{
+	{"tcp", 6}, {"sctp", 132}, {"udp", 17}, {"udplite", 136}, {"icmp", 1}, {"icmpv6", 58},
+	{"ipv6-icmp", 58}, {"esp", 50}, {"ah", 51}, {"ipv6-mh", 135}, {"mh", 135}, {"all", 0},
+}
+
+// ProtoNumber returns the protocol number for an iptables protocol token (name or number).
+func ProtoNumber(name string) (uint8, bool) {
+	for _, p := range protoNames {
+		if p.name == name {
+			return p.num, true
+		}
+	}
+	n := 0
+	if name == "" || len(name) > 3 {
+		return 0, false
+	}
+	for _, c := range []byte(name) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > 255 {
+		return 0, false
+	}
+	return uint8(n), true
+}
+
+// ProtoName returns the name iptables-save prints for protocol number n (the first entry of
+// xtables_chain_protos with that number, else the number).
+func ProtoName(n uint8) string {
+	for _, p := range protoNames {
+		if p.num == n && n != 0 {
+			return p.name
+		}
+	}
+	return itoa(uint64(n))
+}
+
+// Fragment is the `-f` match on non-first IPv4 fragments.
+type Fragment uint8
+
+// Fragment values.
+const (
+	FragmentAny     Fragment = iota // no -f
+	FragmentOnly                    // -f
+	FragmentNotOnly                 // ! -f
+)
+
+func itoa(n uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
