@@ -11,6 +11,7 @@ package dataplane
 
 import (
 	"github.com/knet-dev/knet/dataplane/conntrack"
+	"github.com/knet-dev/knet/dataplane/cri"
 	"github.com/knet-dev/knet/dataplane/ipset"
 	"github.com/knet-dev/knet/dataplane/ipvs"
 	"github.com/knet-dev/knet/dataplane/netfilter"
@@ -47,6 +48,9 @@ type Node struct {
 	// Sysctls holds the sysctls that matter to forwarding, keyed by their /proc/sys path
 	// below net/, e.g. "ipv4/ip_forward", "ipv4/conf/all/rp_filter".
 	Sysctls map[string]string
+
+	// CRI is the container runtime's pod sandboxes and containers (`crictl pods`, `crictl ps`).
+	CRI *cri.State
 
 	// Pods are the namespaces of the pods running on this node, keyed by "namespace/name".
 	Pods map[string]*Node
