@@ -331,7 +331,7 @@ func (s *Stack) routeAdd(r *Route, appendOK bool) error {
 		r.Protocol = ProtoBoot
 	}
 	direct := !r.Gw.IsValid() && len(r.MultiPath) == 0
-	if r.Scope == 0 {
+	if r.Scope == 0 && r.Dst.Addr().Is4() {
 		switch {
 		case r.Type == TypeLocal:
 			r.Scope = ScopeHost
