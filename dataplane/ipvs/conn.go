@@ -1,0 +1,462 @@
+package ipvs
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+)
+
+// ConnState is a connection's protocol state as /proc/net/ip_vs_conn and `ipvsadm -Lnc`
+// print it.
+type ConnState string
+
+// Connection states the model produces.
+const (
+	StateNone        ConnState = "NONE" // persistence templates
+	StateEstablished ConnState = "ESTABLISHED"
+	StateSynRecv     ConnState = "SYN_RECV"
+	StateFinWait     ConnState = "FIN_WAIT"
+	StateTimeWait    ConnState = "TIME_WAIT"
+	StateClose       ConnState = "CLOSE"
+	StateUDP         ConnState = "UDP"
+	StateSCTPEstab   ConnState = "ESTABLISHED"
+)
+
+// Conn is an entry of the IPVS connection table (struct ip_vs_conn): a connection, or a
+// persistence template (Template true: client port 0, state NONE).
+type Conn struct {
+	Proto    Protocol
+	Client   netip.AddrPort
+	Virtual  netip.AddrPort
+	Real     netip.AddrPort
+	State    ConnState
+	Template bool
+	// Expires is the simulated time at which the entry expires.
+	Expires time.Duration
+	// PEName and PEData are the persistence engine columns of -Lnc --persistent-conn.
+	PEName, PEData string
+
+	svc      *Service
+	dest     *Dest
+	control  *Conn // the template that chose this connection's server
+	nControl int   // connections this template controls
+	active   bool  // counted in dest.ActiveConns (else InactConns, for non-templates)
+	seq      uint64
+	hidx     int
+}
+
+// Service returns the virtual service the entry belongs to.
+func (c *Conn) Service() *Service { return c.svc }
+
+// Dest returns the real server the entry is bound to.
+func (c *Conn) Dest() *Dest { return c.dest }
+
+type connKey struct {
+	proto   Protocol
+	client  netip.AddrPort
+	virtual netip.AddrPort
+}
+
+type tmplKey struct {
+	svc  *Service
+	snet netip.Addr
+}
+
+// ConnTable is the IPVS connection table with a simulated clock.
+type ConnTable struct {
+	// Now is the simulated time; Advance moves it and expires entries.
+	Now time.Duration
+
+	conns     map[connKey]*Conn
+	templates map[tmplKey]*Conn
+	exp       expHeap
+	seq       uint64
+}
+
+func newConnTable() *ConnTable {
+	return &ConnTable{conns: map[connKey]*Conn{}, templates: map[tmplKey]*Conn{}}
+}
+
+// Len returns the number of entries (connections and templates).
+func (t *ConnTable) Len() int { return len(t.exp) }
+
+// List returns every entry in creation order. (The kernel lists its hash table buckets,
+// whose order depends on a random hash seed; creation order is the deterministic stand-in.)
+func (t *ConnTable) List() []*Conn {
+	out := append([]*Conn(nil), t.exp...)
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	return out
+}
+
+// Insert adds a parsed entry (from `ipvsadm -Lnc`) without scheduling or counting it.
+func (t *ConnTable) Insert(c *Conn) {
+	t.seq++
+	c.seq = t.seq
+	if c.Template {
+		t.templates[tmplKey{snet: c.Client.Addr()}] = c
+	} else {
+		t.conns[connKey{c.Proto, c.Client, c.Virtual}] = c
+	}
+	heap.Push(&t.exp, c)
+}
+
+func (t *ConnTable) add(c *Conn) {
+	t.seq++
+	c.seq = t.seq
+	heap.Push(&t.exp, c)
+}
+
+func (t *ConnTable) setExpires(c *Conn, at time.Duration) {
+	c.Expires = at
+	heap.Fix(&t.exp, c.hidx)
+}
+
+func (t *ConnTable) remove(c *Conn) {
+	if c.hidx >= 0 && c.hidx < len(t.exp) && t.exp[c.hidx] == c {
+		heap.Remove(&t.exp, c.hidx)
+	}
+	if c.Template {
+		if t.templates[tmplKey{c.svc, c.Client.Addr()}] == c {
+			delete(t.templates, tmplKey{c.svc, c.Client.Addr()})
+		}
+	} else {
+		k := connKey{c.Proto, c.Client, c.Virtual}
+		if t.conns[k] == c {
+			delete(t.conns, k)
+		}
+	}
+}
+
+// unbind releases the entry's hold on its server (ip_vs_unbind_dest).
+func unbind(c *Conn) {
+	d := c.dest
+	if d == nil {
+		return
+	}
+	switch {
+	case c.Template:
+		if d.PersistConns > 0 {
+			d.PersistConns--
+		}
+	case c.active:
+		if d.ActiveConns > 0 {
+			d.ActiveConns--
+		}
+	default:
+		if d.InactConns > 0 {
+			d.InactConns--
+		}
+	}
+	d.unbound()
+	c.dest = nil
+}
+
+func (t *ConnTable) expire(c *Conn) {
+	if c.Template && c.nControl > 0 {
+		// ip_vs_conn_expire re-arms a template while it still controls connections.
+		t.setExpires(c, t.Now+time.Duration(c.svc.Timeout)*time.Second)
+		return
+	}
+	t.remove(c)
+	unbind(c)
+	if c.control != nil {
+		c.control.nControl--
+		c.control = nil
+	}
+}
+
+// Advance moves the clock to now and expires every entry due by then.
+func (st *State) Advance(now time.Duration) {
+	st.ensure()
+	t := st.Conns
+	if now < t.Now {
+		return
+	}
+	for len(t.exp) > 0 && t.exp[0].Expires <= now {
+		c := t.exp[0]
+		if t.Now < c.Expires {
+			t.Now = c.Expires
+		}
+		t.expire(c)
+	}
+	t.Now = now
+}
+
+func (t *ConnTable) dropService(s *Service) {
+	for _, c := range append([]*Conn(nil), t.exp...) {
+		if c.svc == s {
+			t.remove(c)
+			unbind(c)
+		}
+	}
+}
+
+func (t *ConnTable) dropDest(d *Dest) {
+	for _, c := range append([]*Conn(nil), t.exp...) {
+		if c.dest == d && !c.Template {
+			t.remove(c)
+			unbind(c)
+			if c.control != nil {
+				c.control.nControl--
+			}
+		}
+	}
+}
+
+// ErrNoService says a packet matched no virtual service.
+var ErrNoService = errors.New("no ipvs virtual service")
+
+// NoDestError says the scheduler found no available real server: the kernel then sends
+// ICMP port unreachable and drops the packet (ip_vs_leave).
+type NoDestError struct{ Service *Service }
+
+func (e *NoDestError) Error() string {
+	return fmt.Sprintf("ipvs service %s: no destination available (kernel replies ICMP port unreachable)", e.Service)
+}
+
+// ConnectOptions tune how Schedule records the new connection.
+type ConnectOptions struct {
+	// SynOnly leaves a TCP connection in SYN_RECV (counted inactive, as the kernel counts
+	// a connection until the handshake completes); by default the handshake is taken as
+	// completed and the connection is ESTABLISHED (active).
+	SynOnly bool
+}
+
+// Schedule handles the first packet of a connection as ip_vs_conn_in_get /
+// ip_vs_schedule / ip_vs_sched_persist do: an existing entry is returned as is;
+// otherwise the persistence template (if the service is persistent) or the scheduler
+// picks a real server, the connection is added to the table and counted on the server.
+func (st *State) Schedule(p Packet, opts ConnectOptions) (*Conn, error) {
+	st.ensure()
+	svc := st.Lookup(p.Proto, p.Dst, p.DstPort, p.FWMark)
+	if svc == nil {
+		return nil, fmt.Errorf("%s %s: %w", p.Proto, netip.AddrPortFrom(p.Dst, p.DstPort), ErrNoService)
+	}
+	return st.ScheduleOn(svc, p, opts)
+}
+
+// ScheduleOn is Schedule for a service already looked up.
+func (st *State) ScheduleOn(svc *Service, p Packet, opts ConnectOptions) (*Conn, error) {
+	st.ensure()
+	t := st.Conns
+	k := connKey{p.Proto, netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)}
+	if c := t.conns[k]; c != nil {
+		return c, nil
+	}
+	var tmpl *Conn
+	var d *Dest
+	if svc.Flags&FlagPersistent != 0 {
+		tk := tmplKey{svc, persistNet(p.Src, svc.NetmaskBits)}
+		tmpl = t.templates[tk]
+		if tmpl != nil {
+			td := tmpl.dest
+			if td == nil || td.gone || (st.Sysctls.ExpireQuiescentTemplate && td.Weight == 0) {
+				// the template is stale: drop it now, schedule again
+				tmpl.nControl = 0
+				t.expire(tmpl)
+				tmpl = nil
+			} else {
+				d = td
+			}
+		}
+		if tmpl == nil {
+			if d = svc.sched.schedule(st, svc, &p); d == nil {
+				return nil, &NoDestError{svc}
+			}
+			tmpl = &Conn{Proto: p.Proto, Client: netip.AddrPortFrom(tk.snet, 0),
+				Virtual: netip.AddrPortFrom(p.Dst, svc.Port), Real: d.AddrPort(),
+				State: StateNone, Template: true, svc: svc, dest: d}
+			if svc.IsFWMark() {
+				tmpl.Virtual = netip.AddrPortFrom(p.Dst, 0)
+			}
+			d.PersistConns++
+			t.templates[tk] = tmpl
+			tmpl.Expires = t.Now + time.Duration(svc.Timeout)*time.Second
+			t.add(tmpl)
+		} else {
+			t.setExpires(tmpl, t.Now+time.Duration(svc.Timeout)*time.Second)
+		}
+	} else if d = svc.sched.schedule(st, svc, &p); d == nil {
+		return nil, &NoDestError{svc}
+	}
+	c := &Conn{Proto: p.Proto, Client: k.client, Virtual: k.virtual,
+		Real: netip.AddrPortFrom(d.Addr, d.Port), svc: svc, dest: d, control: tmpl}
+	if d.Port == 0 { // port-zero real servers keep the virtual port
+		c.Real = netip.AddrPortFrom(d.Addr, p.DstPort)
+	}
+	switch p.Proto {
+	case UDP:
+		c.State, c.Expires = StateUDP, t.Now+st.Timeouts.UDP
+	default:
+		if opts.SynOnly {
+			c.State, c.Expires = StateSynRecv, t.Now+60*time.Second
+		} else {
+			c.State, c.Expires, c.active = StateEstablished, t.Now+st.Timeouts.TCP, true
+		}
+	}
+	if c.active {
+		d.ActiveConns++
+	} else {
+		d.InactConns++
+	}
+	d.bound()
+	d.Stats.Conns++
+	svc.Stats.Conns++
+	if tmpl != nil {
+		tmpl.nControl++
+	}
+	t.conns[k] = c
+	t.add(c)
+	return c, nil
+}
+
+// Establish moves a SYN_RECV connection to ESTABLISHED (active).
+func (st *State) Establish(c *Conn) {
+	if c.Template || c.dest == nil || c.active || c.Proto == UDP {
+		return
+	}
+	c.dest.InactConns--
+	c.dest.ActiveConns++
+	c.active = true
+	c.State = StateEstablished
+	st.Conns.setExpires(c, st.Conns.Now+st.Timeouts.TCP)
+}
+
+// Close ends a connection as the client's FIN does: a TCP connection goes to FIN_WAIT
+// (counted inactive) and expires after the tcpfin timeout; UDP entries just run out.
+func (st *State) Close(c *Conn) {
+	if c.Template || c.dest == nil || c.Proto == UDP {
+		return
+	}
+	if c.active {
+		c.dest.ActiveConns--
+		c.dest.InactConns++
+		c.active = false
+	}
+	c.State = StateFinWait
+	st.Conns.setExpires(c, st.Conns.Now+st.Timeouts.TCPFin)
+}
+
+// persistNet masks a client address with the persistence netmask.
+func persistNet(a netip.Addr, bits int) netip.Addr {
+	if bits <= 0 || bits >= a.BitLen() {
+		return a
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
+}
+
+// Choice is one possible outcome of scheduling a new connection.
+type Choice struct {
+	Dest        *Dest
+	Probability float64
+	// Reason says why: "persistence template", "scheduler rr", ...
+	Reason string
+}
+
+// Candidates returns every real server a new connection described by p could go to
+// now, with its probability, without changing any state. Deterministic schedulers give
+// one choice; twos gives its exact distribution; no choice means no available server.
+func (st *State) Candidates(svc *Service, p Packet) []Choice {
+	st.ensure()
+	if svc.Flags&FlagPersistent != 0 {
+		if tmpl := st.Conns.templates[tmplKey{svc, persistNet(p.Src, svc.NetmaskBits)}]; tmpl != nil {
+			td := tmpl.dest
+			if td != nil && !td.gone && !(st.Sysctls.ExpireQuiescentTemplate && td.Weight == 0) {
+				return []Choice{{Dest: td, Probability: 1, Reason: "persistence template"}}
+			}
+		}
+	}
+	if svc.Scheduler == PowerOfTwoChoices {
+		return twosDistribution(svc)
+	}
+	if svc.sched == nil {
+		return nil
+	}
+	d := svc.sched.clone().schedule(st, svc, &p)
+	if d == nil {
+		return nil
+	}
+	return []Choice{{Dest: d, Probability: 1, Reason: "scheduler " + string(svc.Scheduler)}}
+}
+
+// twosDistribution computes twos's exact outcome distribution: the first random weight
+// r in [0, total] picks the first server whose cumulative weight reaches r.
+func twosDistribution(svc *Service) []Choice {
+	type opt struct {
+		d *Dest
+		p float64
+	}
+	var avail []*Dest
+	total := 0
+	for _, d := range svc.Dests {
+		if d.available() {
+			avail = append(avail, d)
+			total += d.Weight
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	pick := make([]float64, len(avail))
+	for i, d := range avail {
+		w := d.Weight
+		if i == 0 {
+			w++ // r == 0 also lands on the first server
+		}
+		pick[i] = float64(w) / float64(total+1)
+	}
+	prob := map[*Dest]float64{}
+	for i, a := range avail {
+		for j, b := range avail {
+			win := a
+			if int64(b.Weight)*a.overhead() > int64(a.Weight)*b.overhead() {
+				win = b
+			}
+			prob[win] += pick[i] * pick[j]
+			_ = j
+		}
+	}
+	var out []Choice
+	for _, d := range svc.Dests {
+		if p, ok := prob[d]; ok && p > 0 {
+			out = append(out, Choice{Dest: d, Probability: p, Reason: "scheduler twos (random)"})
+		}
+	}
+	return out
+}
+
+// expHeap orders entries by expiry.
+type expHeap []*Conn
+
+func (h expHeap) Len() int { return len(h) }
+func (h expHeap) Less(i, j int) bool {
+	if h[i].Expires != h[j].Expires {
+		return h[i].Expires < h[j].Expires
+	}
+	return h[i].seq < h[j].seq
+}
+func (h expHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx = i
+	h[j].hidx = j
+}
+func (h *expHeap) Push(x any) {
+	c := x.(*Conn)
+	c.hidx = len(*h)
+	*h = append(*h, c)
+}
+func (h *expHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	c.hidx = -1
+	return c
+}
