@@ -168,7 +168,7 @@ type Dest struct {
 	LastWeight int
 	// UpperThreshold and LowerThreshold bound active+inactive connections (0: no limit):
 	// above the upper the server is marked overloaded until it falls below the lower.
-	UpperThreshold, LowerThreshold uint32
+	UpperThreshold, LowerThreshold        uint32
 	ActiveConns, InactConns, PersistConns uint32
 	// Overloaded mirrors IP_VS_DEST_F_OVERLOAD.
 	Overloaded bool
@@ -540,4 +540,3 @@ func (st *State) DelDest(s *Service, d *Dest) error {
 	}
 	return nil
 }
-

@@ -91,11 +91,11 @@ func newSchedState(s *Service) schedState {
 type simpleSched func(st *State, s *Service, p *Packet) *Dest
 
 func (f simpleSched) schedule(st *State, s *Service, p *Packet) *Dest { return f(st, s, p) }
-func (f simpleSched) added(*Service, *Dest)                            {}
-func (f simpleSched) updated(*Service, *Dest)                          {}
-func (f simpleSched) removing(*Service, int)                           {}
-func (f simpleSched) removed(*Service, *Dest)                          {}
-func (f simpleSched) clone() schedState                                { return f }
+func (f simpleSched) added(*Service, *Dest)                           {}
+func (f simpleSched) updated(*Service, *Dest)                         {}
+func (f simpleSched) removing(*Service, int)                          {}
+func (f simpleSched) removed(*Service, *Dest)                         {}
+func (f simpleSched) clone() schedState                               { return f }
 
 // --- rr (ip_vs_rr.c) ---
 
@@ -139,7 +139,7 @@ func (r *rrState) removing(_ *Service, idx int) {
 	}
 }
 func (r *rrState) removed(*Service, *Dest) {}
-func (r *rrState) clone() schedState      { c := *r; return &c }
+func (r *rrState) clone() schedState       { c := *r; return &c }
 
 // --- wrr (ip_vs_wrr.c) ---
 
