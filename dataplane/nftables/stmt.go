@@ -634,6 +634,11 @@ func (p *ruleParser) parseStatement() (Statement, error) {
 		for _, word := range v.Words {
 			c.Values = append(c.Values, strings.Split(word, ",")...)
 		}
+		// `nft list` writes "established,related": the tokenizer splits the commas.
+		for !v.Anon && p.peek() == "," {
+			p.next()
+			c.Values = append(c.Values, p.next())
+		}
 		return c, nil
 	case "mark", "meta":
 		if (w == "mark" && p.peekAt(1) == "set") || (w == "meta" && p.peekAt(1) == "mark" && p.peekAt(2) == "set") {
@@ -648,7 +653,16 @@ func (p *ruleParser) parseStatement() (Statement, error) {
 					p.next()
 				}
 				p.next()
-				ms.Op = p.next()
+				switch op := p.next(); op {
+				case "|":
+					ms.Op = "or"
+				case "^":
+					ms.Op = "xor"
+				case "&":
+					ms.Op = "and"
+				default:
+					ms.Op = op
+				}
 			}
 			v, err := parseMark(p.next())
 			if err != nil {
@@ -675,7 +689,7 @@ func (p *ruleParser) parseStatement() (Statement, error) {
 		return nil, fmt.Errorf("%w: unknown statement at %q", ErrSyntax, w)
 	}
 	m := Match{Key: key, Op: OpEq}
-	if p.peek() == "and" {
+	if p.peek() == "and" || p.peek() == "&" {
 		p.next()
 		m.Mask = p.next()
 	}

@@ -1,0 +1,69 @@
+package nft
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestWriteMatchesRealNFT: the kube-proxy transaction, parsed and listed by knet, prints
+// exactly what the real nft 1.0.6 listed for it.
+func TestWriteMatchesRealNFT(t *testing.T) {
+	in, err := os.ReadFile("testdata/nft01.transaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := ParseTransaction(string(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := Write(&got, rs, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("testdata/nft01.list-ruleset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(string(want), got.String()); d != "" {
+		t.Errorf("nft list ruleset mismatch (-real nft +knet):\n%s", d)
+	}
+}
+
+func TestRoundTripListRuleset(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.list-ruleset")
+	if len(files) == 0 {
+		t.Fatal("no list-ruleset testdata")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, diags, err := Parse(bytes.NewReader(in), f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range diags {
+				t.Errorf("diagnostic: %v", d)
+			}
+			if err := rs.ParseRules(); err != nil {
+				t.Errorf("rule statements: %v", err)
+			}
+			var got bytes.Buffer
+			if err := Write(&got, rs, WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(string(in), got.String()); d != "" {
+				t.Errorf("Write(Parse(x)) != x (-want +got):\n%s", d)
+			}
+		})
+	}
+}
