@@ -175,6 +175,9 @@ type Details struct {
 	KindExtra string
 	// PortExtra likewise for the bridge_slave line.
 	PortExtra string
+	// TailExtra is what follows gro_max_size on the last detail line (parentbus, parentdev,
+	// ...), verbatim.
+	TailExtra string
 }
 
 // Link is one network device (netlink.Link's LinkAttrs plus the kind-specific parts).

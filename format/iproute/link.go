@@ -167,6 +167,9 @@ func linkLine(s *route.Stack, l *route.Link, o Options) string {
 		if o.atLeast(6, 0) {
 			fmt.Fprintf(&b, "tso_max_size %d tso_max_segs %d gro_max_size %d ", d.TSOMaxSize, d.TSOMaxSegs, d.GROMaxSize)
 		}
+		if d.TailExtra != "" {
+			b.WriteString(d.TailExtra + " ")
+		}
 	}
 	for _, a := range l.AltNames {
 		b.WriteString("\n    altname " + a)
@@ -220,7 +223,11 @@ func kindData(s *route.Stack, l *route.Link, d *route.Details, o Options) string
 		}
 		tok("ttl %s", ttl)
 		tok("ageing %d", v.Ageing)
-		tok("udpcsum noudp6zerocsumtx noudp6zerocsumrx")
+		if d.KindExtra != "" {
+			tok("%s", d.KindExtra)
+		} else {
+			tok("udpcsum noudp6zerocsumtx noudp6zerocsumrx")
+		}
 	case route.KindIPIP:
 		t := l.IPIP
 		if t == nil {
@@ -240,6 +247,11 @@ func kindData(s *route.Stack, l *route.Link, d *route.Details, o Options) string
 		}
 		if !t.PMTUDisc {
 			tok("nopmtudisc")
+		} else {
+			tok("pmtudisc")
+		}
+		if d.KindExtra != "" {
+			tok("%s", d.KindExtra)
 		}
 	case route.KindBridge:
 		br := l.Bridge
