@@ -2,8 +2,8 @@ package iproute
 
 import (
 	"bytes"
-	"os"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 
