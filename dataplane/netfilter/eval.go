@@ -471,6 +471,9 @@ func NewEvaluator(rs *Ruleset) (*Evaluator, error) {
 		if err := checkLoops(t, et); err != nil {
 			return nil, err
 		}
+		for _, c := range et.chains {
+			c.idx = buildIndex(c)
+		}
 		ev.tables[t.Name] = et
 	}
 	return ev, nil
@@ -652,7 +655,7 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch, emit func(*Branc
 	}
 	for {
 		if x.ev.indexed && c.idx != nil {
-			i = c.idx.next(i, &b.Packet)
+			i = c.idx.next(i, &b.Packet, len(c.rules))
 		}
 		if i >= len(c.rules) {
 			if c.builtin || stack == nil {

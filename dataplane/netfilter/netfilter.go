@@ -68,9 +68,10 @@ const (
 	Security TableName = "security"
 )
 
-// TableOrder is the order in which iptables v1.8.9 (nf_tables) `iptables-save` prints the
-// tables that exist (its xtables_ipv4[] table array order).
-var tableOrder = [...]TableName{Raw, Mangle, Filter, Security, NAT}
+// tableOrder is the order in which iptables v1.8.9 (nf_tables) `iptables-save` prints the
+// tables that exist: its enum nft_table_type (NFT_TABLE_MANGLE, _SECURITY, _RAW, _FILTER,
+// _NAT), verified against the real tool.
+var tableOrder = [...]TableName{Mangle, Security, Raw, Filter, NAT}
 
 // TableOrder returns the order in which `iptables-save` (v1.8.9, nf_tables) prints tables.
 func TableOrder() []TableName { return append([]TableName(nil), tableOrder[:]...) }

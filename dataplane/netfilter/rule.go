@@ -72,9 +72,8 @@ func (m IfaceMatch) Matches(ifname string) bool {
 	return ok != m.Invert
 }
 
-// ProtoMatch is `[!] -p PROTO`. Name is the protocol as iptables-save prints it: a name from
-// iptables' own table ("tcp", "udp", "udplite", "icmp", "icmpv6", "esp", "ah", "sctp", "mh",
-// "all") or a decimal number; empty means any.
+// ProtoMatch is `[!] -p PROTO`. Name is the protocol as iptables-save prints it (see
+// [ProtoName]: "tcp", "udp", "ipv6-icmp", "gre", ... or a decimal number); empty means any.
 type ProtoMatch struct {
 	Name   string
 	Invert bool
@@ -86,8 +85,8 @@ func (m ProtoMatch) IsSet() bool { return m.Name != "" && m.Name != "all" }
 // Number returns the IP protocol number of Name and whether it is known.
 func (m ProtoMatch) Number() (uint8, bool) { return ProtoNumber(m.Name) }
 
-// protoNames is iptables' xtables_chain_protos table (libxtables/xtables.c), in its order.
-var protoNames = [...]struct {
+// chainProtos is iptables' xtables_chain_protos table (libxtables/xtables.c), in its order.
+var chainProtos = [...]struct {
 	name string
 	num  uint8
 }{
@@ -95,9 +94,78 @@ var protoNames = [...]struct {
 	{"ipv6-icmp", 58}, {"esp", 50}, {"ah", 51}, {"ipv6-mh", 135}, {"mh", 135}, {"all", 0},
 }
 
-// ProtoNumber returns the protocol number for an iptables protocol token (name or number).
+// etcProtocols is Debian netbase's /etc/protocols (names below 256), which iptables-save
+// consults first through getprotobynumber(3).
+var etcProtocols = [...]struct {
+	name string
+	num  uint8
+}{
+	{"ip", 0},
+	{"icmp", 1},
+	{"igmp", 2},
+	{"ggp", 3},
+	{"ipencap", 4},
+	{"st", 5},
+	{"tcp", 6},
+	{"egp", 8},
+	{"igp", 9},
+	{"pup", 12},
+	{"udp", 17},
+	{"hmp", 20},
+	{"xns-idp", 22},
+	{"rdp", 27},
+	{"iso-tp4", 29},
+	{"dccp", 33},
+	{"xtp", 36},
+	{"ddp", 37},
+	{"idpr-cmtp", 38},
+	{"ipv6", 41},
+	{"ipv6-route", 43},
+	{"ipv6-frag", 44},
+	{"idrp", 45},
+	{"rsvp", 46},
+	{"gre", 47},
+	{"esp", 50},
+	{"ah", 51},
+	{"skip", 57},
+	{"ipv6-icmp", 58},
+	{"ipv6-nonxt", 59},
+	{"ipv6-opts", 60},
+	{"rspf", 73},
+	{"vmtp", 81},
+	{"eigrp", 88},
+	{"ospf", 89},
+	{"ax.25", 93},
+	{"ipip", 94},
+	{"etherip", 97},
+	{"encap", 98},
+	{"pim", 103},
+	{"ipcomp", 108},
+	{"vrrp", 112},
+	{"l2tp", 115},
+	{"isis", 124},
+	{"sctp", 132},
+	{"fc", 133},
+	{"mobility-header", 135},
+	{"udplite", 136},
+	{"mpls-in-ip", 137},
+	{"manet", 138},
+	{"hip", 139},
+	{"shim6", 140},
+	{"wesp", 141},
+	{"rohc", 142},
+	{"ethernet", 143},
+}
+
+// ProtoNumber returns the protocol number for an iptables `-p` token: a name known to
+// /etc/protocols or to iptables, or a decimal number.
 func ProtoNumber(name string) (uint8, bool) {
-	for _, p := range protoNames {
+	for _, p := range chainProtos {
+		if p.name == name {
+			return p.num, true
+		}
+	}
+	for _, p := range etcProtocols {
 		if p.name == name {
 			return p.num, true
 		}
@@ -118,11 +186,17 @@ func ProtoNumber(name string) (uint8, bool) {
 	return uint8(n), true
 }
 
-// ProtoName returns the name iptables-save prints for protocol number n (the first entry of
-// xtables_chain_protos with that number, else the number).
+// ProtoName returns the name iptables v1.8.9 `iptables-save` prints for protocol number n:
+// the /etc/protocols name (Debian netbase), else iptables' own name, else the number.
+// Verified against the real tool: 47 prints "gre", 58 prints "ipv6-icmp".
 func ProtoName(n uint8) string {
-	for _, p := range protoNames {
-		if p.num == n && n != 0 {
+	for _, p := range etcProtocols {
+		if p.num == n {
+			return p.name
+		}
+	}
+	for _, p := range chainProtos {
+		if p.num == n {
 			return p.name
 		}
 	}
