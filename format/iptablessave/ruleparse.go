@@ -35,7 +35,7 @@ type ruleParser struct {
 	owner []int // per word: index of the match that consumed it, -1 basic, -2 target
 	// targetArgs is the index of the first word after the target name.
 	targetArgs int
-	notes []note
+	notes      []note
 }
 
 const (

@@ -376,25 +376,25 @@ func parseICMPType(s string, v6 bool) (netfilter.ICMP, error) {
 
 // rejectNames maps --reject-with tokens (and aliases) to the name iptables-save prints.
 var rejectNames4 = [...][2]string{
-		{"icmp-net-unreachable", "icmp-net-unreachable"}, {"net-unreach", "icmp-net-unreachable"},
-		{"icmp-host-unreachable", "icmp-host-unreachable"}, {"host-unreach", "icmp-host-unreachable"},
-		{"icmp-proto-unreachable", "icmp-proto-unreachable"}, {"proto-unreach", "icmp-proto-unreachable"},
-		{"icmp-port-unreachable", "icmp-port-unreachable"}, {"port-unreach", "icmp-port-unreachable"},
-		{"icmp-net-prohibited", "icmp-net-prohibited"}, {"net-prohib", "icmp-net-prohibited"},
-		{"icmp-host-prohibited", "icmp-host-prohibited"}, {"host-prohib", "icmp-host-prohibited"},
-		{"tcp-reset", "tcp-reset"}, {"tcp-rst", "tcp-reset"},
-		{"icmp-admin-prohibited", "icmp-admin-prohibited"}, {"admin-prohib", "icmp-admin-prohibited"},
+	{"icmp-net-unreachable", "icmp-net-unreachable"}, {"net-unreach", "icmp-net-unreachable"},
+	{"icmp-host-unreachable", "icmp-host-unreachable"}, {"host-unreach", "icmp-host-unreachable"},
+	{"icmp-proto-unreachable", "icmp-proto-unreachable"}, {"proto-unreach", "icmp-proto-unreachable"},
+	{"icmp-port-unreachable", "icmp-port-unreachable"}, {"port-unreach", "icmp-port-unreachable"},
+	{"icmp-net-prohibited", "icmp-net-prohibited"}, {"net-prohib", "icmp-net-prohibited"},
+	{"icmp-host-prohibited", "icmp-host-prohibited"}, {"host-prohib", "icmp-host-prohibited"},
+	{"tcp-reset", "tcp-reset"}, {"tcp-rst", "tcp-reset"},
+	{"icmp-admin-prohibited", "icmp-admin-prohibited"}, {"admin-prohib", "icmp-admin-prohibited"},
 }
 
 // rejectNames6 is the IPv6 table (libip6t_REJECT).
 var rejectNames6 = [...][2]string{
-		{"icmp6-no-route", "icmp6-no-route"}, {"no-route", "icmp6-no-route"},
-		{"icmp6-adm-prohibited", "icmp6-adm-prohibited"}, {"adm-prohibited", "icmp6-adm-prohibited"},
-		{"icmp6-addr-unreachable", "icmp6-addr-unreachable"}, {"addr-unreach", "icmp6-addr-unreachable"},
-		{"icmp6-port-unreachable", "icmp6-port-unreachable"}, {"port-unreach", "icmp6-port-unreachable"},
-		{"icmp6-policy-fail", "icmp6-policy-fail"}, {"policy-fail", "icmp6-policy-fail"},
-		{"icmp6-reject-route", "icmp6-reject-route"}, {"reject-route", "icmp6-reject-route"},
-		{"tcp-reset", "tcp-reset"},
+	{"icmp6-no-route", "icmp6-no-route"}, {"no-route", "icmp6-no-route"},
+	{"icmp6-adm-prohibited", "icmp6-adm-prohibited"}, {"adm-prohibited", "icmp6-adm-prohibited"},
+	{"icmp6-addr-unreachable", "icmp6-addr-unreachable"}, {"addr-unreach", "icmp6-addr-unreachable"},
+	{"icmp6-port-unreachable", "icmp6-port-unreachable"}, {"port-unreach", "icmp6-port-unreachable"},
+	{"icmp6-policy-fail", "icmp6-policy-fail"}, {"policy-fail", "icmp6-policy-fail"},
+	{"icmp6-reject-route", "icmp6-reject-route"}, {"reject-route", "icmp6-reject-route"},
+	{"tcp-reset", "tcp-reset"},
 }
 
 func rejectName(fam netfilter.Family, tok string) (string, bool) {
