@@ -8,6 +8,7 @@ package cluster
 
 import (
 	"net/netip"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -62,6 +63,11 @@ type Cluster struct {
 	Proxy Proxy
 
 	Objects Objects
+
+	// Created is the creationTimestamp given to derived objects (cluster file `created`).
+	Created time.Time
+	// Notes are what the object loader skipped or changed without failing.
+	Notes []Note
 }
 
 // Node is one node of the cluster.
@@ -80,6 +86,9 @@ type Node struct {
 	PodCIDR netip.Prefix
 	// Interface is the node's uplink name (default "eth0").
 	Interface string
+	// TunnelIP is the CNI's tunnel address on this node (Calico tunl0 / vxlan.calico, flannel.N),
+	// filled by IPAM; invalid when the CNI uses none.
+	TunnelIP netip.Addr
 }
 
 // CNI is the pod network choice.
