@@ -103,9 +103,9 @@ func TestIPAMBlocks(t *testing.T) {
 func TestIPAMErrors(t *testing.T) {
 	nodes := []string{"- {name: a, ip: 172.31.1.1, subnet: 172.31.0.0/20, podCIDR: 10.0.7.0/30}"}
 	tests := []struct {
-		name  string
-		src   []byte
-		want  string
+		name string
+		src  []byte
+		want string
 	}{
 		{"full block", clusterFile("kube-router", "overlay-subnet", 30, nodes, pod("p1", "a", "")+pod("p2", "a", "")), "pod default/p2 on node a: pod block 10.0.7.0/30 is full"},
 		{"duplicate IP", clusterFile("calico", "Never", 30, nodes, pod("p1", "a", "10.0.7.1")+pod("p2", "a", "10.0.7.1")), "pods default/p1 and default/p2 both have IP 10.0.7.1"},

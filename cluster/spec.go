@@ -120,17 +120,17 @@ func (p *pos) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type specFile struct {
-	APIVersion  pos `yaml:"apiVersion"`
-	Kind        pos `yaml:"kind"`
-	Metadata    struct {
+	APIVersion pos `yaml:"apiVersion"`
+	Kind       pos `yaml:"kind"`
+	Metadata   struct {
 		Name pos `yaml:"name"`
 	} `yaml:"metadata"`
-	Description string    `yaml:"description"`
-	Created     pos       `yaml:"created"`
-	PodCIDR     pos       `yaml:"podCIDR"`
-	ServiceCIDR pos       `yaml:"serviceCIDR"`
-	CNI         specCNI   `yaml:"cni"`
-	KubeProxy   specProxy `yaml:"kubeProxy"`
+	Description string     `yaml:"description"`
+	Created     pos        `yaml:"created"`
+	PodCIDR     pos        `yaml:"podCIDR"`
+	ServiceCIDR pos        `yaml:"serviceCIDR"`
+	CNI         specCNI    `yaml:"cni"`
+	KubeProxy   specProxy  `yaml:"kubeProxy"`
 	Nodes       []specNode `yaml:"nodes"`
 	Objects     yaml.Node  `yaml:"objects"`
 	ObjectFiles []pos      `yaml:"objectFiles"`
