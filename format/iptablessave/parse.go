@@ -116,8 +116,10 @@ func newScanner(data string, file string, fam nf.Family, strict bool) *scanner {
 	return s
 }
 
-// detectFamily guesses the family of a dump: the ip6tables-save header, else the first
-// `-s`/`-d` address.
+// DetectFamily guesses the address family of a dump or restore input: IPv6 if it carries
+// an ip6tables-save header or if its first `-s`/`-d`/`--to-destination` address is IPv6.
+func DetectFamily(data []byte) nf.Family { return detectFamily(string(data)) }
+
 func detectFamily(data string) nf.Family {
 	head := data
 	if len(head) > 4096 {

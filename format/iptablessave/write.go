@@ -613,7 +613,8 @@ func appendMatch(b []byte, m nf.Match, fam nf.Family) []byte {
 			b = strconv.AppendUint(b, uint64(m.Burst), 10)
 		}
 	case *nf.NFAcct:
-		b = append(b, " --nfacct-name "...)
+		// libxt_nfacct prints the option and the name each with a leading space.
+		b = append(b, " --nfacct-name  "...)
 		b = append(b, m.Name...)
 	case *nf.Owner:
 		if m.SocketExists {
