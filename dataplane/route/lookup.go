@@ -10,6 +10,8 @@ import (
 // tableIndex is one table's routes by prefix length, for longest-prefix match in at most
 // one map probe per prefix length present.
 type tableIndex struct {
+	// v4 holds IPv4 routes by prefix length, keyed by the masked address as a uint32.
+	v4    [33]map[uint32][]*Route
 	byLen map[int]map[netip.Prefix][]*Route
 	lens4 []int // descending
 	lens6 []int
@@ -31,10 +33,17 @@ func (s *Stack) indexAdd(r *Route) {
 		ti = &tableIndex{byLen: map[int]map[netip.Prefix][]*Route{}}
 		s.idx[r.Table] = ti
 	}
-	key := r.Dst.Bits()
-	if !r.Dst.Addr().Is4() {
-		key += 1000
+	if r.Dst.Addr().Is4() {
+		l := r.Dst.Bits()
+		if ti.v4[l] == nil {
+			ti.v4[l] = map[uint32][]*Route{}
+			ti.lens4 = insertDesc(ti.lens4, l)
+		}
+		k := v4key(r.Dst.Addr(), l)
+		ti.v4[l][k] = insertByMetric(ti.v4[l][k], r)
+		return
 	}
+	key := r.Dst.Bits() + 1000
 	m := ti.byLen[key]
 	if m == nil {
 		m = map[netip.Prefix][]*Route{}
@@ -45,8 +54,11 @@ func (s *Stack) indexAdd(r *Route) {
 			ti.lens6 = insertDesc(ti.lens6, r.Dst.Bits())
 		}
 	}
-	rs := m[r.Dst]
-	// Stable by metric: after every route with metric <= r.Metric.
+	m[r.Dst] = insertByMetric(m[r.Dst], r)
+}
+
+// insertByMetric keeps rs stable by metric: r goes after every route with metric <= its own.
+func insertByMetric(rs []*Route, r *Route) []*Route {
 	pos := len(rs)
 	for i, o := range rs {
 		if o.Metric > r.Metric {
@@ -54,7 +66,16 @@ func (s *Stack) indexAdd(r *Route) {
 			break
 		}
 	}
-	m[r.Dst] = slices.Insert(rs, pos, r)
+	return slices.Insert(rs, pos, r)
+}
+
+func v4key(a netip.Addr, bits int) uint32 {
+	b := a.As4()
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if bits == 0 {
+		return 0
+	}
+	return n &^ (1<<(32-bits) - 1)
 }
 
 func insertDesc(l []int, v int) []int {
@@ -214,16 +235,22 @@ func (s *Stack) lookupTable(ti *tableIndex, dst netip.Addr, o LookupOptions) (*R
 	if ti == nil {
 		return nil, nil
 	}
-	lens, off := ti.lens4, 0
+	lens := ti.lens4
 	if !dst.Is4() {
-		lens, off = ti.lens6, 1000
+		lens = ti.lens6
 	}
 	for _, l := range lens {
-		p, err := dst.Prefix(l)
-		if err != nil {
-			continue
+		var cands []*Route
+		if dst.Is4() {
+			cands = ti.v4[l][v4key(dst, l)]
+		} else {
+			p, err := dst.Prefix(l)
+			if err != nil {
+				continue
+			}
+			cands = ti.byLen[l+1000][p]
 		}
-		for _, r := range ti.byLen[l+off][p] {
+		for _, r := range cands {
 			if r.Flags&FlagDead != 0 {
 				continue
 			}
@@ -273,7 +300,7 @@ func (s *Stack) result(r *Route, dst netip.Addr) *Result {
 // SelectAddr picks a source address as the kernel's inet_select_addr: the first primary
 // IPv4 address on dev whose scope is not narrower than scope, preferring one in the same
 // subnet as dst; failing that, the first primary address of another device (in ifindex
-// order) whose scope is neither link nor narrower than scope.
+// registration order) whose scope is neither link nor narrower than scope.
 func (s *Stack) SelectAddr(dev string, dst netip.Addr, scope Scope) netip.Addr {
 	var first netip.Addr
 	for _, a := range s.Addrs {
@@ -290,9 +317,8 @@ func (s *Stack) SelectAddr(dev string, dst netip.Addr, scope Scope) netip.Addr {
 	if first.IsValid() {
 		return first
 	}
-	links := slices.Clone(s.Links)
-	slices.SortFunc(links, func(a, b *Link) int { return a.Index - b.Index })
-	for _, l := range links {
+	// for_each_netdev walks devices in registration order, lo first.
+	for _, l := range s.Links {
 		for _, a := range s.Addrs {
 			if a.Dev == l.Name && a.Prefix.Addr().Is4() && a.Flags&AddrSecondary == 0 &&
 				a.Scope != ScopeLink && a.Scope <= scope {
