@@ -154,7 +154,9 @@ type Diagnostic struct {
 	Reason string
 }
 
-func (d Diagnostic) Error() string { return fmt.Sprintf("%s:%d: %s: %q", d.File, d.Line, d.Reason, d.Text) }
+func (d Diagnostic) Error() string {
+	return fmt.Sprintf("%s:%d: %s: %q", d.File, d.Line, d.Reason, d.Text)
+}
 
 // Line is one input line and the set or member it holds.
 type Line struct {
@@ -603,7 +605,9 @@ func (p *parser) listLine(n int, text string) {
 		return
 	}
 	s := p.cur
-	field := func() { p.d.Lines = append(p.d.Lines, Line{Number: n, Text: text, Kind: "field", Set: p.d.Sets.Get(s.Name)}) }
+	field := func() {
+		p.d.Lines = append(p.d.Lines, Line{Number: n, Text: text, Kind: "field", Set: p.d.Sets.Get(s.Name)})
+	}
 	switch key {
 	case "Type":
 		typ, err := dpipset.ParseType(val)
