@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/knet-dev/knet/dataplane/netfilter"
+	"github.com/knet-dev/knet/format/iptablessave"
 )
 
 // Result is the JSON contract of `knet trace`:
@@ -205,7 +206,11 @@ func ruleText(n *Node, chain string, r *netfilter.Rule) string {
 	if r.Text != "" {
 		return "-A " + chain + " " + r.Text
 	}
-	return "-A " + chain
+	fam := netfilter.IPv4
+	if r.Src.Prefix.Addr().Is6() || r.Dst.Prefix.Addr().Is6() {
+		fam = netfilter.IPv6
+	}
+	return iptablessave.FormatRule(chain, r, fam)
 }
 
 // Format is an output format; the values are the -o tokens.

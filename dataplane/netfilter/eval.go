@@ -1030,6 +1030,9 @@ func (x *run) match(c *evChain, r *evRule, b *Branch, m Match) bool {
 	case *ICMP:
 		return x.assume(b, c, r, "-m "+m.Module(), "ICMP types are not modelled")
 	case *Opaque:
+		if m.Name == "comment" {
+			return true // a comment the parser could not read (unquoted words) still never filters
+		}
 		return x.assume(b, c, r, "-m "+m.Name+" "+strings.Join(m.Args, " "), "match not modelled")
 	default:
 		return x.assume(b, c, r, "-m "+m.Module(), "match not modelled")
