@@ -205,6 +205,9 @@ func (p *ruleParser) matchOption(m nf.Match, opt string, inv bool) (bool, error)
 		if m.Dir != "" {
 			return true, fmt.Errorf("multiport can only have one option")
 		}
+		if p.rule != nil && (!portProto(p.rule.Proto)) {
+			return true, fmt.Errorf("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'")
+		}
 		v, err := p.next(opt)
 		if err != nil {
 			return true, err

@@ -33,6 +33,10 @@ type ruleParser struct {
 	cols  []int
 	i     int
 	owner []int // per word: index of the match that consumed it, -1 basic, -2 target
+	// implicit is the index of the match loaded implicitly by -p, or -1.
+	implicit int
+	// rule is the rule being parsed (options that depend on -p look at it).
+	rule *nf.Rule
 	// targetArgs is the index of the first word after the target name.
 	targetArgs int
 	notes      []note
@@ -67,6 +71,8 @@ func (p *ruleParser) colAt(i int) int {
 // unreadable match/target options are kept as Opaque and reported in p.notes.
 func (p *ruleParser) parse(r *nf.Rule, toks []string, cols []int) error {
 	p.toks, p.cols, p.i = toks, cols, 0
+	p.rule = r
+	p.implicit = -1
 	p.notes = p.notes[:0]
 	if cap(p.owner) < len(toks) {
 		p.owner = make([]int, len(toks), len(toks)*2)
@@ -101,6 +107,11 @@ func (p *ruleParser) parse(r *nf.Rule, toks []string, cols []int) error {
 			pfx, perr := parseAddrPrefix(v, p.fam)
 			if perr != nil {
 				return &argError{col: p.cols[start+1], msg: perr.Error()}
+			}
+			if invert && pfx.Bits() == 0 && p.strict {
+				// iptables-nft turns `! -s 0.0.0.0/0` into a zero-length payload
+				// comparison, which the kernel rejects.
+				return &argError{col: p.cols[start], msg: "RULE_APPEND failed (Invalid argument): negated zero-length prefix " + v}
 			}
 			m := nf.AddrMatch{Prefix: pfx, Invert: invert}
 			if t[1] == 's' || t == "--source" || t == "--src" {
@@ -155,6 +166,11 @@ func (p *ruleParser) parse(r *nf.Rule, toks []string, cols []int) error {
 			var v string
 			if v, err = p.next(t); err != nil {
 				return err
+			}
+			if p.implicit >= 0 && p.implicit < len(r.Matches) && r.Matches[p.implicit].Module() == v {
+				// `-m tcp` after `-p tcp --dport 80` reuses the implicitly loaded match.
+				p.implicit = -1
+				break
 			}
 			m := p.newMatch(v)
 			if o, ok := m.(*nf.Opaque); ok {
@@ -243,7 +259,10 @@ func (p *ruleParser) option(r *nf.Rule, opt string, invert bool, optStart int) e
 			}
 		}
 	}
-	for k, m := range r.Matches {
+	// The most recently loaded match that knows the option takes it (a second
+	// `-m comment --comment B` gets B, as with the real tool).
+	for k := len(r.Matches) - 1; k >= 0; k-- {
+		m := r.Matches[k]
 		if _, opaque := m.(*nf.Opaque); opaque {
 			continue
 		}
@@ -278,6 +297,7 @@ func (p *ruleParser) option(r *nf.Rule, opt string, invert bool, optStart int) e
 		if m != nil {
 			if ok, err := p.matchOption(m, opt, invert); ok || err != nil {
 				r.Matches = append(r.Matches, m)
+				p.implicit = len(r.Matches) - 1
 				if err != nil {
 					return p.failMatch(r, len(r.Matches)-1, err, optStart)
 				}

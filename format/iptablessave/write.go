@@ -568,23 +568,24 @@ func appendMatch(b []byte, m nf.Match, fam nf.Family) []byte {
 			b = append(b, w...)
 		}
 	case *nf.Physdev:
+		// libxt_physdev physdev_save order: is-in, in, is-out, out, is-bridged.
+		if m.IsIn {
+			b = appendInv(b, m.IsInInv)
+			b = append(b, " --physdev-is-in"...)
+		}
 		if m.In.Name != "" {
 			b = appendInv(b, m.In.Invert)
 			b = append(b, " --physdev-in "...)
 			b = append(b, m.In.Name...)
 		}
+		if m.IsOut {
+			b = appendInv(b, m.IsOutInv)
+			b = append(b, " --physdev-is-out"...)
+		}
 		if m.Out.Name != "" {
 			b = appendInv(b, m.Out.Invert)
 			b = append(b, " --physdev-out "...)
 			b = append(b, m.Out.Name...)
-		}
-		if m.IsIn {
-			b = appendInv(b, m.IsInInv)
-			b = append(b, " --physdev-is-in"...)
-		}
-		if m.IsOut {
-			b = appendInv(b, m.IsOutInv)
-			b = append(b, " --physdev-is-out"...)
 		}
 		if m.IsBridged {
 			b = appendInv(b, m.IsBrInv)
