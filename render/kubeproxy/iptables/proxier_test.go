@@ -78,11 +78,11 @@ func canon(t *testing.T, what string, b []byte) string {
 // testdata/README.md): verbatim upstream expectations and DERIVED ones.
 func upstreamCases() []struct {
 	name, objects, want string
-	opts             func() Options
+	opts                func() Options
 } {
 	type tc = struct {
 		name, objects, want string
-		opts             func() Options
+		opts                func() Options
 	}
 	v4 := func() Options { return fakeOptions(kubeproxy.IPv4) }
 	with := func(fam kubeproxy.Family, f func(*Options)) func() Options {
