@@ -35,6 +35,10 @@ type applier struct {
 	curLine int       // line of the *table line
 	last    *nf.Chain // chain of the previous rule line (lookup cache)
 	diags   []Diagnostic
+
+	orig         *nf.Table       // the table as it was when the block began
+	renames      []rename        // -E commands queued until COMMIT
+	createdNames map[string]bool // chains created in the current block
 }
 
 func (a *applier) errf(line int, err error, format string, args ...any) *Error {
@@ -64,6 +68,7 @@ func (a *applier) apply(cmd *Command) error {
 		a.curLine = cmd.Line
 		a.last = nil
 		old := a.rs.Table(cmd.Table)
+		a.orig = old
 		switch {
 		case old == nil:
 			a.cur = nf.NewTable(cmd.Table)
@@ -85,18 +90,18 @@ func (a *applier) apply(cmd *Command) error {
 		if err := a.checkJumps(t); err != nil {
 			return err
 		}
+		a.applyRenames(t)
 		a.install(t)
-		a.cur, a.last = nil, nil
+		a.cur, a.last, a.renames, a.createdNames = nil, nil, nil, nil
 		return nil
 	case KindChain:
 		c := t.Chain(cmd.Chain)
 		builtin := nf.IsBuiltinChain(t.Name, cmd.Chain)
-		if !builtin && cmd.Policy != nf.PolicyNone {
-			return a.errf(cmd.Line, nf.ErrNoChain, "can't set policy `%s' on `%s': bad built-in chain name", cmd.Policy, cmd.Chain)
-		}
+		// A policy on a user chain's `:` line is ignored, as the real tool does.
 		if c == nil {
 			c, _ = t.AddChain(cmd.Chain)
 			c.Builtin = builtin
+			a.created(c.Name)
 		} else if !builtin && !a.parse {
 			c.Rules = nil // --noflush: a declared user chain is flushed
 		}
@@ -162,6 +167,7 @@ func (a *applier) apply(cmd *Command) error {
 		if _, err := t.AddChain(cmd.Chain); err != nil || nf.IsBuiltinChain(t.Name, cmd.Chain) {
 			return a.errf(cmd.Line, nf.ErrChainExists, "-N %s: chain already exists", cmd.Chain)
 		}
+		a.created(cmd.Chain)
 		return nil
 	case KindDeleteChain:
 		a.last = nil
@@ -207,6 +213,17 @@ func (a *applier) apply(cmd *Command) error {
 				continue
 			}
 			c.Counters = nf.Counters{}
+			if nf.IsBuiltinChain(t.Name, c.Name) && !a.parse {
+				// iptables-nft 1.8.9 re-sends a zeroed base chain with the policy it had
+				// when the block began, undoing a -P earlier in the block (verified
+				// against the real tool).
+				c.Policy = nf.PolicyAccept
+				if a.orig != nil {
+					if oc := a.orig.Chain(c.Name); oc != nil && oc.Policy != nf.PolicyNone && oc.Policy != "" {
+						c.Policy = oc.Policy
+					}
+				}
+			}
 			for i, r := range c.Rules {
 				x := *r
 				x.Counters = nf.Counters{}
@@ -222,31 +239,65 @@ func (a *applier) apply(cmd *Command) error {
 		c.Policy = cmd.Policy
 		return nil
 	case KindRename:
+		// iptables-nft queues the rename for COMMIT: in the rest of the block the chain
+		// keeps its old name and the new name is unknown; renaming a chain created in the
+		// same block fails in the kernel.
 		c := t.Chain(cmd.Chain)
 		if c == nil || nf.IsBuiltinChain(t.Name, cmd.Chain) {
 			return a.errf(cmd.Line, nf.ErrNoChain, "-E %s: no chain/target/match by that name", cmd.Chain)
 		}
-		if t.Chain(cmd.NewName) != nil || nf.IsTargetExtension(cmd.NewName) {
+		if t.Chain(cmd.NewName) != nil {
 			return a.errf(cmd.Line, nf.ErrChainExists, "-E %s %s: chain already exists", cmd.Chain, cmd.NewName)
 		}
-		c.Name = cmd.NewName
+		if a.isCreated(cmd.Chain) {
+			return a.errf(cmd.Line, nf.ErrNoChain, "CHAIN_RENAME failed (No such file or directory): chain %s", cmd.NewName)
+		}
+		a.renames = append(a.renames, rename{chain: c, newName: cmd.NewName})
+		return nil
+	}
+	return a.errf(cmd.Line, nil, "unsupported command %q", cmd.Kind)
+}
+
+// rename is a queued `-E OLD NEW`.
+type rename struct {
+	chain   *nf.Chain
+	newName string
+}
+
+func (a *applier) created(name string) {
+	if a.parse {
+		return
+	}
+	if a.createdNames == nil {
+		a.createdNames = map[string]bool{}
+	}
+	a.createdNames[name] = true
+}
+
+func (a *applier) isCreated(name string) bool { return a.createdNames[name] }
+
+// applyRenames performs the block's queued renames: the chain takes its new name and every
+// jump to it follows (the kernel links jumps to the chain, not to its name).
+func (a *applier) applyRenames(t *nf.Table) {
+	if len(a.renames) == 0 {
+		return
+	}
+	for _, rn := range a.renames {
+		old := rn.chain.Name
+		rn.chain.Name = rn.newName
 		for _, ch := range t.Chains {
 			for i, r := range ch.Rules {
-				if j, ok := r.Target.(*nf.Jump); ok && j.Chain == cmd.Chain {
+				if j, ok := r.Target.(*nf.Jump); ok && j.Chain == old {
 					x := *r
-					x.Target = &nf.Jump{Chain: cmd.NewName, Goto: j.Goto}
+					x.Target = &nf.Jump{Chain: rn.newName, Goto: j.Goto}
 					x.Text = ""
 					ch.Rules[i] = &x
 				}
 			}
 		}
-		// Force the table to rebuild its name index.
-		t.Chains = slices.Clone(t.Chains)
-		*t = nf.Table{Name: t.Name, Chains: t.Chains}
-		a.last = nil
-		return nil
 	}
-	return a.errf(cmd.Line, nil, "unsupported command %q", cmd.Kind)
+	// Rebuild the table's name index.
+	*t = nf.Table{Name: t.Name, Chains: t.Chains}
 }
 
 func describe(cmd *Command) string {
