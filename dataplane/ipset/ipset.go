@@ -602,3 +602,9 @@ func (s *Set) Count() int {
 	}
 	return len(s.Members)
 }
+
+// Has reports whether the set holds an element equal to m (extensions aside).
+func (s *Set) Has(m Member) bool {
+	_, ok := s.index[s.Key(m)]
+	return ok
+}
