@@ -895,3 +895,15 @@ func sipHash(c, d int, k0, k1 uint64, msg []byte) uint64 {
 	}
 	return v0 ^ v1 ^ v2 ^ v3
 }
+
+// TableOf returns a copy of a hashing scheduler's lookup table: the 256 buckets of sh and
+// dh, the 251 slots of mh; nil for the other schedulers.
+func TableOf(s *Service) []*Dest {
+	switch t := s.sched.(type) {
+	case *hashState:
+		return append([]*Dest(nil), t.buckets[:]...)
+	case *mhState:
+		return append([]*Dest(nil), t.lookup[:]...)
+	}
+	return nil
+}
