@@ -103,7 +103,9 @@ type Endpoint struct {
 	// NodeName and TargetRef name the endpoint's node and pod when the slice says so.
 	NodeName string
 	Pod      string
-	str      string
+	// Chain is a renderer's per-endpoint chain name, set by the renderer that uses it.
+	Chain string
+	str   string
 }
 
 // String is `IP:port` (`[IP]:port` for IPv6), as net.JoinHostPort.

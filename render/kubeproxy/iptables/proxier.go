@@ -101,18 +101,14 @@ type Proxier struct {
 	existing, previous map[string]bool
 
 	probabilities []string
-	chainCache    map[string]svcChains
-	sepCache      map[string]string
 
-	buf lineBuffer
 }
 
 // NewProxier returns a Proxier; invalid options make every Sync fail with the reason.
 func NewProxier(opts Options) *Proxier {
 	o, err := opts.normalized()
 	p := &Proxier{opts: o, err: err, needFullSync: true,
-		fingerprints: map[string]string{}, existing: map[string]bool{},
-		chainCache: map[string]svcChains{}, sepCache: map[string]string{}}
+		fingerprints: map[string]string{}, existing: map[string]bool{}}
 	v := 1 << uint(o.MasqueradeBit)
 	if o.MarkFormat == MarkTests {
 		p.mark = "0x" + strconv.FormatInt(int64(v), 16)
@@ -159,24 +155,16 @@ func (p *Proxier) probability(n int) string {
 }
 
 func (p *Proxier) chains(sp *kubeproxy.ServicePort) svcChains {
-	key := sp.NameString + "\x00" + sp.Protocol
-	if c, ok := p.chainCache[key]; ok {
-		return c
-	}
 	h := PortProtoHash(sp.NameString, sp.Protocol)
-	c := svcChains{svc: PrefixSVC + h, svl: PrefixSVL + h, ext: PrefixEXT + h, fw: PrefixFW + h}
-	p.chainCache[key] = c
-	return c
+	return svcChains{svc: PrefixSVC + h, svl: PrefixSVL + h, ext: PrefixEXT + h, fw: PrefixFW + h}
 }
 
+// sepChain names ep's KUBE-SEP chain, computed once per endpoint and sync.
 func (p *Proxier) sepChain(sp *kubeproxy.ServicePort, ep *kubeproxy.Endpoint) string {
-	key := sp.NameString + "\x00" + sp.Protocol + "\x00" + ep.String()
-	if c, ok := p.sepCache[key]; ok {
-		return c
+	if ep.Chain == "" {
+		ep.Chain = EndpointChainName(sp.NameString, sp.Protocol, ep.String())
 	}
-	c := EndpointChainName(sp.NameString, sp.Protocol, ep.String())
-	p.sepCache[key] = c
-	return c
+	return ep.Chain
 }
 
 // portEndpoints pairs a service port with its endpoints.
@@ -282,6 +270,15 @@ func (p *Proxier) build(ports []portEndpoints, doFull bool, changed map[string]b
 	isIPv6 := o.Family == kubeproxy.IPv6
 	var filterChains, filterRules, natChains, natRules, skipped lineBuffer
 	skipped.discard = true
+	nEps := 0
+	for _, pe := range ports {
+		nEps += len(pe.eps)
+	}
+	if doFull {
+		// Pre-size for a full sync: about 5 nat lines of ~150 bytes per endpoint.
+		natRules.b.Grow(256*len(ports) + 700*nEps)
+		natChains.b.Grow(40*len(ports) + 40*nEps)
+	}
 
 	for _, c := range []string{ChainServices, ChainExternalServices, ChainForward, ChainNodePorts, ChainProxyFirewall} {
 		filterChains.chainLine(c)
