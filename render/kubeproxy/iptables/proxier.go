@@ -101,7 +101,6 @@ type Proxier struct {
 	existing, previous map[string]bool
 
 	probabilities []string
-
 }
 
 // NewProxier returns a Proxier; invalid options make every Sync fail with the reason.
