@@ -362,7 +362,7 @@ func NewBranch(p Packet, env *Env) *Branch {
 	if env != nil {
 		r = env.Recent
 	}
-	return &Branch{Probability: 1, Packet: p, Recent: r}
+	return &Branch{Probability: 1, Packet: p, Recent: r, Path: make([]Step, 0, 24)}
 }
 
 // Evaluator evaluates packets against one Ruleset. It is built once (NewEvaluator checks the
@@ -571,7 +571,8 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 		env = &Env{}
 	}
 	cur := in
-	for _, tn := range HookTables(h) {
+	tables, nt := hookTableArray(h)
+	for _, tn := range tables[:nt] {
 		t := ev.tables[tn]
 		if t == nil {
 			continue
@@ -580,23 +581,16 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 		if c == nil {
 			continue
 		}
-		var next []*Branch
+		x := run{ev: ev, env: env, hook: h, table: tn, out: make([]*Branch, 0, len(cur))}
 		for _, b := range cur {
-			if b.Done() {
-				next = append(next, b)
+			if b.Done() || (tn == NAT && natSkipped(h, &b.Packet)) {
+				x.out = append(x.out, b)
 				continue
 			}
-			if tn == NAT {
-				if skip := natSkipped(h, &b.Packet); skip {
-					next = append(next, b)
-					continue
-				}
-			}
-			x := &run{ev: ev, env: env, hook: h, table: tn}
-			x.chain(c, 0, nil, b, func(nb *Branch) { next = append(next, nb) })
+			x.chain(c, 0, nil, b)
 		}
 		if tn == NAT {
-			for _, b := range next {
+			for _, b := range x.out {
 				if h == Prerouting || h == Output {
 					b.Packet.DstNATDone = true
 				} else {
@@ -604,9 +598,26 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 				}
 			}
 		}
-		cur = next
+		cur = x.out
 	}
 	return cur
+}
+
+// hookTableArray is HookTables without an allocation.
+func hookTableArray(h Hook) ([5]TableName, int) {
+	switch h {
+	case Prerouting:
+		return [5]TableName{Raw, Mangle, NAT}, 3
+	case Input:
+		return [5]TableName{Mangle, Filter, Security, NAT}, 4
+	case Forward:
+		return [5]TableName{Mangle, Filter, Security}, 3
+	case Output:
+		return [5]TableName{Raw, Mangle, NAT, Filter, Security}, 5
+	case Postrouting:
+		return [5]TableName{Mangle, NAT}, 2
+	}
+	return [5]TableName{}, 0
 }
 
 // Eval is Hook for a single packet starting a trace.
@@ -636,6 +647,8 @@ type run struct {
 	env   *Env
 	hook  Hook
 	table TableName
+	// out collects the branches that finished the table, in order.
+	out []*Branch
 }
 
 // maxDepth bounds the jump stack as the kernel's per-cpu jumpstack does (the loop check at
@@ -647,8 +660,8 @@ func (x *run) step(c *evChain, r *evRule, b *Branch, prob float64, negated bool)
 }
 
 // chain evaluates from rule i of c with the given return stack, emitting each finished
-// branch (verdict set for the table) to emit.
-func (x *run) chain(c *evChain, i int, stack *frame, b *Branch, emit func(*Branch)) {
+// branch (verdict set for the table) to x.out.
+func (x *run) chain(c *evChain, i int, stack *frame, b *Branch) {
 	depth := 0
 	for f := stack; f != nil; f = f.parent {
 		depth++
@@ -660,7 +673,7 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch, emit func(*Branc
 		if i >= len(c.rules) {
 			if c.builtin || stack == nil {
 				x.policy(c, b)
-				emit(b)
+				x.out = append(x.out, b)
 				return
 			}
 			c, i, stack = stack.c, stack.next, stack.parent
@@ -682,13 +695,13 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch, emit func(*Branc
 			x.step(c, r, nb, 1-r.random, true)
 			x.step(c, r, b, r.random, false)
 			// The matched side first: destinations come out in rule order.
-			x.target(c, i, stack, depth, r, b, emit)
-			x.chain(c, i+1, stack, nb, emit)
+			x.target(c, i, stack, depth, r, b)
+			x.chain(c, i+1, stack, nb)
 			return
 		}
 		cont, nc, ni, nstack := x.apply(c, i, stack, depth, r, b)
 		if !cont {
-			emit(b)
+			x.out = append(x.out, b)
 			return
 		}
 		if nc != c || nstack != stack {
@@ -702,13 +715,13 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch, emit func(*Branc
 }
 
 // target applies r's target to b and continues evaluation to the end of the table.
-func (x *run) target(c *evChain, i int, stack *frame, depth int, r *evRule, b *Branch, emit func(*Branch)) {
+func (x *run) target(c *evChain, i int, stack *frame, depth int, r *evRule, b *Branch) {
 	cont, nc, ni, nstack := x.apply(c, i, stack, depth, r, b)
 	if !cont {
-		emit(b)
+		x.out = append(x.out, b)
 		return
 	}
-	x.chain(nc, ni, nstack, b, emit)
+	x.chain(nc, ni, nstack, b)
 }
 
 func (x *run) policy(c *evChain, b *Branch) {

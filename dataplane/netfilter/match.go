@@ -384,7 +384,8 @@ type Length struct {
 }
 
 // Opaque is a match the model does not type (`string`, `hashlimit`, `bpf`, `u32`, `ipvs`,
-// ...), or one whose options it could not read; Args are the words after `-m NAME`, verbatim.
+// ...), or one whose options it could not read; Args are the words after `-m NAME` as
+// written in the source (quotes and escapes kept), so they print back verbatim.
 type Opaque struct {
 	Name string
 	Args []string

@@ -127,7 +127,8 @@ type CT struct {
 // Trace is `-j TRACE`.
 type Trace struct{}
 
-// OpaqueTarget is a target the model does not type; Args are the words after `-j NAME`.
+// OpaqueTarget is a target the model does not type; Args are the words after `-j NAME` as
+// written in the source (quotes kept).
 type OpaqueTarget struct {
 	Name string
 	Args []string

@@ -844,7 +844,7 @@ func (p *ruleParser) targetOption(r *nf.Rule, opt string, inv bool) (bool, error
 		if strings.HasPrefix(opt, "--") {
 			t.Extra = append(t.Extra, opt)
 			for p.i < len(p.toks) && !isOptionWord(p.toks[p.i]) {
-				t.Extra = append(t.Extra, p.toks[p.i])
+				t.Extra = append(t.Extra, p.raw(p.i))
 				p.i++
 			}
 			return true, nil

@@ -101,6 +101,7 @@ type scanner struct {
 	rp     ruleParser
 	toks   []string
 	cols   []int
+	ends   []int
 	diags  []Diagnostic
 	strict bool
 	// slab allocation of rules and their match slices.
@@ -241,18 +242,18 @@ func parseCounters(w string) (nf.Counters, bool) {
 // commandLine parses a `[p:b] -A CHAIN rule...` style line.
 func (s *scanner) commandLine(cmd *Command, line string) error {
 	var err error
-	s.toks, s.cols, err = tokenize(line, s.toks, s.cols)
+	s.toks, s.cols, s.ends, err = tokenizeEnds(line, s.toks, s.cols, s.ends)
 	if err != nil {
 		return s.errf(0, "%v", err)
 	}
-	toks, cols := s.toks, s.cols
+	toks, cols, ends := s.toks, s.cols, s.ends
 	if len(toks) > 0 && strings.HasPrefix(toks[0], "[") {
 		c, ok := parseCounters(toks[0])
 		if !ok {
 			return s.errf(cols[0], "bad counters %q", toks[0])
 		}
 		cmd.Counters, cmd.HasCounters = c, true
-		toks, cols = toks[1:], cols[1:]
+		toks, cols, ends = toks[1:], cols[1:], ends[1:]
 	}
 	if len(toks) == 0 {
 		return s.errf(0, "empty command")
@@ -284,7 +285,7 @@ func (s *scanner) commandLine(cmd *Command, line string) error {
 	default:
 		return s.errf(cols[0], "unknown command %q (want -A, -I, -D, -R, -N, -X, -F, -Z, -P, -E, a :CHAIN declaration, *TABLE or COMMIT)", op)
 	}
-	args, acols := toks[1:], cols[1:]
+	args, acols, aends := toks[1:], cols[1:], ends[1:]
 	needChain := cmd.Kind != KindFlush && cmd.Kind != KindZero && cmd.Kind != KindDeleteChain
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") || args[0] == "!" {
 		if needChain {
@@ -296,7 +297,7 @@ func (s *scanner) commandLine(cmd *Command, line string) error {
 		return nil
 	}
 	cmd.Chain = args[0]
-	args, acols = args[1:], acols[1:]
+	args, acols, aends = args[1:], acols[1:], aends[1:]
 	switch cmd.Kind {
 	case KindNewChain, KindDeleteChain, KindFlush, KindZero:
 		if len(args) > 0 {
@@ -328,7 +329,7 @@ func (s *scanner) commandLine(cmd *Command, line string) error {
 			return s.errf(acols[0], "invalid rule number `%s'", args[0])
 		}
 		cmd.Num = n
-		args, acols = args[1:], acols[1:]
+		args, acols, aends = args[1:], acols[1:], aends[1:]
 		if cmd.Kind == KindAppend {
 			return s.errf(acols[0]-1, "-A does not take a rule number")
 		}
@@ -349,7 +350,7 @@ func (s *scanner) commandLine(cmd *Command, line string) error {
 		r.Text = strings.TrimRight(r.Text, " \t\r")
 	}
 	r.Matches = s.scratch[:0]
-	if err := s.rp.parse(r, args, acols); err != nil {
+	if err := s.rp.parse(r, line, args, acols, aends); err != nil {
 		var ae *argError
 		if errors.As(err, &ae) {
 			return s.errf(ae.col, "%s", ae.msg)

@@ -31,6 +31,8 @@ type ruleParser struct {
 
 	toks  []string
 	cols  []int
+	ends  []int  // end offset in line of each word's source text
+	line  string // the source line (cols and ends index it)
 	i     int
 	owner []int // per word: index of the match that consumed it, -1 basic, -2 target
 	// implicit is the index of the match loaded implicitly by -p, or -1.
@@ -69,8 +71,8 @@ func (p *ruleParser) colAt(i int) int {
 
 // parse fills r from words toks (with their columns). In tolerant mode unknown or
 // unreadable match/target options are kept as Opaque and reported in p.notes.
-func (p *ruleParser) parse(r *nf.Rule, toks []string, cols []int) error {
-	p.toks, p.cols, p.i = toks, cols, 0
+func (p *ruleParser) parse(r *nf.Rule, line string, toks []string, cols, ends []int) error {
+	p.toks, p.cols, p.ends, p.line, p.i = toks, cols, ends, line, 0
 	p.rule = r
 	p.implicit = -1
 	p.notes = p.notes[:0]
@@ -114,6 +116,9 @@ func (p *ruleParser) parse(r *nf.Rule, toks []string, cols []int) error {
 				return &argError{col: p.cols[start], msg: "RULE_APPEND failed (Invalid argument): negated zero-length prefix " + v}
 			}
 			m := nf.AddrMatch{Prefix: pfx, Invert: invert}
+			if pfx.Bits() == 0 && !invert {
+				m = nf.AddrMatch{} // 0.0.0.0/0 is "any", as iptables stores it
+			}
 			if t[1] == 's' || t == "--source" || t == "--src" {
 				r.Src = m
 			} else {
@@ -327,13 +332,25 @@ func (p *ruleParser) own(k, optStart int) {
 	}
 }
 
+// raw returns word j as written in the source (quotes and escapes kept).
+func (p *ruleParser) raw(j int) string {
+	if j < len(p.ends) && p.cols[j] >= 1 && p.ends[j] <= len(p.line) {
+		return p.line[p.cols[j]-1 : p.ends[j]]
+	}
+	return p.toks[j]
+}
+
 // rawOption returns the words of the option starting at optStart (its `!`, name and every
-// following word up to the next option), advancing the cursor.
+// following word up to the next option) as written, advancing the cursor.
 func (p *ruleParser) rawOption(optStart int) []string {
 	for p.i < len(p.toks) && !isOptionWord(p.toks[p.i]) {
 		p.i++
 	}
-	return append([]string(nil), p.toks[optStart:p.i]...)
+	out := make([]string, 0, p.i-optStart)
+	for j := optStart; j < p.i; j++ {
+		out = append(out, p.raw(j))
+	}
+	return out
 }
 
 func isOptionWord(w string) bool {
@@ -350,7 +367,7 @@ func (p *ruleParser) failMatch(r *nf.Rule, k int, err error, optStart int) error
 	var args []string
 	for j := 0; j < optStart; j++ {
 		if p.owner[j] == k {
-			args = append(args, p.toks[j])
+			args = append(args, p.raw(j))
 		}
 	}
 	p.i = optStart + 1
@@ -372,7 +389,7 @@ func (p *ruleParser) failTarget(r *nf.Rule, err error, optStart int) error {
 	var args []string
 	for j := p.targetArgs; j < optStart; j++ {
 		if p.owner[j] == ownTarget {
-			args = append(args, p.toks[j])
+			args = append(args, p.raw(j))
 		}
 	}
 	p.i = optStart + 1
@@ -524,7 +541,7 @@ func (p *ruleParser) finish(r *nf.Rule) error {
 			var args []string
 			for j := range p.toks {
 				if p.owner[j] == k {
-					args = append(args, p.toks[j])
+					args = append(args, p.raw(j))
 				}
 			}
 			r.Matches[k] = &nf.Opaque{Name: m.Module(), Args: args}
@@ -532,6 +549,11 @@ func (p *ruleParser) finish(r *nf.Rule) error {
 		}
 	}
 	switch t := r.Target.(type) {
+	case *nf.Reject:
+		if t.With == "tcp-reset" && p.strict && (r.Proto.Name != "tcp" || r.Proto.Invert) {
+			// The kernel's REJECT checkentry refuses tcp-reset unless the rule is -p tcp.
+			return &argError{col: p.colAt(0), msg: "RULE_APPEND failed (Invalid argument): REJECT --reject-with tcp-reset needs -p tcp"}
+		}
 	case *nf.DNAT:
 		if !t.To.HasAddr() && !t.To.HasPorts() {
 			return &argError{col: p.colAt(0), msg: "DNAT: option \"--to-destination\" must be specified"}

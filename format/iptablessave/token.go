@@ -12,10 +12,15 @@ var errUnterminatedQuote = errors.New("unterminated quoted string")
 // add_param_to_argv): words are separated by spaces, tabs or newlines; a `"` opens a quoted
 // part in which a backslash escapes the next character, and the closing `"` ends the word
 // (so `ab"c d"e` is the two words `abc d` and `e`). It appends to toks and cols (the 1-based
-// column where each word starts) and reuses their storage; words are substrings of line
-// unless they needed unescaping.
+// column where each word starts; the word's source text is line[cols[i]-1:ends[i]]) and
+// reuses their storage; words are substrings of line unless they needed unescaping.
 func tokenize(line string, toks []string, cols []int) ([]string, []int, error) {
-	toks, cols = toks[:0], cols[:0]
+	toks, cols, _, err := tokenizeEnds(line, toks, cols, nil)
+	return toks, cols, err
+}
+
+func tokenizeEnds(line string, toks []string, cols, ends []int) ([]string, []int, []int, error) {
+	toks, cols, ends = toks[:0], cols[:0], ends[:0]
 	i, n := 0, len(line)
 	for i < n {
 		c := line[i]
@@ -32,6 +37,7 @@ func tokenize(line string, toks []string, cols []int) ([]string, []int, error) {
 		if j == n || line[j] != '"' {
 			toks = append(toks, line[i:j])
 			cols = append(cols, start+1)
+			ends = append(ends, j)
 			i = j
 			continue
 		}
@@ -42,6 +48,7 @@ func tokenize(line string, toks []string, cols []int) ([]string, []int, error) {
 				toks = append(toks, line[i+1:i+1+k])
 				cols = append(cols, start+1)
 				i = i + 1 + k + 1
+				ends = append(ends, i)
 				continue
 			}
 		}
@@ -65,12 +72,13 @@ func tokenize(line string, toks []string, cols []int) ([]string, []int, error) {
 			i++
 		}
 		if !closed {
-			return toks, cols, errUnterminatedQuote
+			return toks, cols, ends, errUnterminatedQuote
 		}
 		toks = append(toks, b.String())
 		cols = append(cols, start+1)
+		ends = append(ends, i)
 	}
-	return toks, cols, nil
+	return toks, cols, ends, nil
 }
 
 // noQuoteChars are the characters xtables_save_string prints without quoting.
@@ -104,11 +112,11 @@ func appendSaveString(b []byte, v string) []byte {
 	return append(b, '"')
 }
 
-// appendWord appends " WORD", quoting it only if iptables-restore would otherwise split it
-// (used for Opaque arguments, which are printed as they were written).
+// appendWord appends " WORD": a word kept as written in the source (quotes included) is
+// printed as is; other words are quoted only if iptables-restore would otherwise split them.
 func appendWord(b []byte, w string) []byte {
 	b = append(b, ' ')
-	if w != "" && !strings.ContainsAny(w, " \t\"\\\n") {
+	if w != "" && (!strings.ContainsAny(w, " \t\"\\\n") || (len(w) >= 2 && w[0] == '"' && w[len(w)-1] == '"')) {
 		return append(b, w...)
 	}
 	b = append(b, '"')
