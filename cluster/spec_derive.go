@@ -101,6 +101,17 @@ func ContainerID(ns, pod, container string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// imageID is the digest reference containerd reports for an image: the repository plus a
+// sha256 digest (knet hashes the reference).
+func imageID(image string) string {
+	repo := image
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	sum := sha256.Sum256([]byte("knet-image/" + image))
+	return repo + "@sha256:" + hex.EncodeToString(sum[:])
+}
+
 func (c *Cluster) deriveNodes() error {
 	given := map[string]*corev1.Node{}
 	for _, n := range c.Objects.Nodes {
@@ -216,6 +227,7 @@ func (c *Cluster) completePod(p *corev1.Pod) {
 			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
 				Name:        ct.Name,
 				Image:       ct.Image,
+				ImageID:     imageID(ct.Image),
 				ContainerID: "containerd://" + ContainerID(p.Namespace, p.Name, ct.Name),
 				Ready:       true,
 				Started:     &started,
