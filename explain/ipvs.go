@@ -50,7 +50,9 @@ func newSvcIndex(objs *cluster.Objects) *svcIndex {
 	}
 	for _, fam := range []kubeproxy.Family{kubeproxy.IPv4, kubeproxy.IPv6} {
 		for _, sp := range kubeproxy.ServicePorts(objs.Services, fam) {
-			key := func(a netip.Addr, port int) string { return fmt.Sprintf("%s %s", sp.Protocol, netip.AddrPortFrom(a, uint16(port))) }
+			key := func(a netip.Addr, port int) string {
+				return fmt.Sprintf("%s %s", sp.Protocol, netip.AddrPortFrom(a, uint16(port)))
+			}
 			x.vips[key(sp.ClusterIP, sp.Port)] = vipUse{sp, "ClusterIP"}
 			for _, a := range sp.ExternalIPs {
 				x.vips[key(a, sp.Port)] = vipUse{sp, "externalIP"}

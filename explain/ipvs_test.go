@@ -58,7 +58,7 @@ func TestExplainIPVSAdmAndIPSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	type brief struct {
-		Kind                      Kind
+		Kind                     Kind
 		Service, Port, Pod, Node string
 	}
 	var got []brief
