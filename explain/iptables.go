@@ -14,9 +14,9 @@ import (
 
 // Kinds of iptables lines. The owner of a rule is the component that wrote it.
 const (
-	KindStructure  Kind = "structure"   // *table, COMMIT, comments, blank lines
-	KindBuiltin    Kind = "builtin"     // a builtin chain's policy line
-	KindKubeProxy  Kind = "kube-proxy"  // kube-proxy, iptables mode
+	KindStructure  Kind = "structure"  // *table, COMMIT, comments, blank lines
+	KindBuiltin    Kind = "builtin"    // a builtin chain's policy line
+	KindKubeProxy  Kind = "kube-proxy" // kube-proxy, iptables mode
 	KindKubeIPVS   Kind = "kube-proxy-ipvs"
 	KindKubelet    Kind = "kubelet"
 	KindCalico     Kind = "calico"
