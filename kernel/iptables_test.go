@@ -5,6 +5,9 @@ package kernel
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,5 +134,109 @@ func TestSaveAfterRestoreMatchesNormalize(t *testing.T) {
 				t.Errorf("after %d steps Normalize differs from the real iptables-save (-real +model):\n%s", n, diff)
 			}
 		})
+	}
+}
+
+// kubeProxyDump is the same generator as format/iptablessave's benchmark (kube-proxy v1.35
+// full-sync restore input for services x endpoints), duplicated so the peer measurement
+// runs on byte-identical input.
+func kubeProxyDump(services, endpoints int) []byte {
+	hash := func(s string) string {
+		h := sha256.Sum256([]byte(s))
+		return base32.StdEncoding.EncodeToString(h[:])[:16]
+	}
+	var chains, rules strings.Builder
+	chains.WriteString("*filter\n:KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-PROXY-FIREWALL - [0:0]\n")
+	chains.WriteString("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n")
+	chains.WriteString("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n")
+	chains.WriteString("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n")
+	chains.WriteString("COMMIT\n*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n")
+	rules.WriteString("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n")
+	rules.WriteString("-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n")
+	rules.WriteString("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n")
+	rules.WriteString("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n")
+	for s := 0; s < services; s++ {
+		ns, name := fmt.Sprintf("ns%d", s%100), fmt.Sprintf("svc%d", s)
+		spn := ns + "/" + name + ":http"
+		h := hash(spn + "tcp")
+		svc, ext := "KUBE-SVC-"+h, "KUBE-EXT-"+h
+		cip := fmt.Sprintf("172.30.%d.%d", s/250, s%250+1)
+		np := 30000 + s%2767
+		fmt.Fprintf(&chains, ":%s - [0:0]\n:%s - [0:0]\n", ext, svc)
+		fmt.Fprintf(&rules, "-A KUBE-SERVICES -m comment --comment \"%s cluster IP\" -m tcp -p tcp -d %s --dport 80 -j %s\n", spn, cip, svc)
+		fmt.Fprintf(&rules, "-A KUBE-NODEPORTS -m comment --comment %s -m tcp -p tcp --dport %d -j %s\n", spn, np, ext)
+		fmt.Fprintf(&rules, "-A %s -m comment --comment \"masquerade traffic for %s external destinations\" -j KUBE-MARK-MASQ\n", ext, spn)
+		fmt.Fprintf(&rules, "-A %s -j %s\n", ext, svc)
+		fmt.Fprintf(&rules, "-A %s -m comment --comment \"%s cluster IP\" -m tcp -p tcp -d %s --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ\n", svc, spn, cip)
+		seps := make([]string, endpoints)
+		for e := 0; e < endpoints; e++ {
+			ep := fmt.Sprintf("10.%d.%d.%d:8080", 64+s/65536, (s/256)%256, e+s%200+1)
+			seps[e] = "KUBE-SEP-" + hash(spn+"tcp"+ep)
+			fmt.Fprintf(&chains, ":%s - [0:0]\n", seps[e])
+			if e < endpoints-1 {
+				fmt.Fprintf(&rules, "-A %s -m comment --comment \"%s -> %s\" -m statistic --mode random --probability %0.10f -j %s\n", svc, spn, ep, 1.0/float64(endpoints-e), seps[e])
+			} else {
+				fmt.Fprintf(&rules, "-A %s -m comment --comment \"%s -> %s\" -j %s\n", svc, spn, ep, seps[e])
+			}
+		}
+		for e := 0; e < endpoints; e++ {
+			ep := fmt.Sprintf("10.%d.%d.%d:8080", 64+s/65536, (s/256)%256, e+s%200+1)
+			ip, _, _ := strings.Cut(ep, ":")
+			fmt.Fprintf(&rules, "-A %s -m comment --comment %s -s %s -j KUBE-MARK-MASQ\n", seps[e], spn, ip)
+			fmt.Fprintf(&rules, "-A %s -m comment --comment %s -m tcp -p tcp -j DNAT --to-destination %s\n", seps[e], spn, ep)
+		}
+	}
+	rules.WriteString("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\nCOMMIT\n")
+	return []byte(chains.String() + rules.String())
+}
+
+// BenchmarkRealRestoreTest is the peer of iptablessave's BenchmarkRestore: the real
+// `iptables-restore --test --noflush` (v1.8.9, nf_tables) checking the same 10k services x
+// 10 endpoints input in a throwaway namespace (process start and namespace creation
+// included).
+func BenchmarkRealRestoreTest(b *testing.B) {
+	requireIPTables(b)
+	in := kubeProxyDump(10000, 10)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if err := RestoreTest(context.Background(), in, netfilter.IPv4); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRealRestore commits the same input with the real iptables-restore --noflush.
+func BenchmarkRealRestore(b *testing.B) {
+	requireIPTables(b)
+	in := kubeProxyDump(10000, 10)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		ns, err := NewNS("")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ns.Run(context.Background(), in, "iptables-restore", "--noflush"); err != nil {
+			ns.Close()
+			b.Fatal(err)
+		}
+		ns.Close()
+	}
+}
+
+func TestKubeProxyDumpRealTool(t *testing.T) {
+	requireIPTables(t)
+	in := kubeProxyDump(30, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	real, err := SaveAfterRestore(ctx, in, netfilter.IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := iptablessave.Normalize(in, iptablessave.NormalizeOptions{Write: iptablessave.WriteOptions{NoHeader: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stripComments(real), string(mine)); diff != "" {
+		t.Errorf("generated benchmark input: Normalize differs from the real iptables-save (-real +model):\n%s", diff)
 	}
 }

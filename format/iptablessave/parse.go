@@ -324,15 +324,15 @@ func (s *scanner) commandLine(cmd *Command, line string) error {
 	}
 	// Rule number for -I (optional), -D (alone), -R (required).
 	if len(args) > 0 && isNumber(args[0]) {
-		n, _ := strconv.Atoi(args[0])
-		if n < 1 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 {
 			return s.errf(acols[0], "invalid rule number `%s'", args[0])
+		}
+		if cmd.Kind == KindAppend {
+			return s.errf(acols[0], "-A does not take a rule number")
 		}
 		cmd.Num = n
 		args, acols, aends = args[1:], acols[1:], aends[1:]
-		if cmd.Kind == KindAppend {
-			return s.errf(acols[0]-1, "-A does not take a rule number")
-		}
 		if cmd.Kind == KindDelete {
 			if len(args) > 0 {
 				return s.errf(acols[0], "unexpected %q after -D %s %d", args[0], cmd.Chain, n)
