@@ -118,7 +118,7 @@ func applySysctls(ns *NS, sysctls map[string]string) error {
 }
 
 func applyNet(ns *NS, s *route.Stack, o ApplyOptions) error {
-	h, err := netlink.NewHandleAt(ns.Handle())
+	h, err := netlink.NewHandleAt(ns.Handle(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink handle: %w", err)
 	}
@@ -578,7 +578,7 @@ func MakeUplink(ns, far *NS, l *route.Link, peerName string) error {
 	if l == nil {
 		return errors.New("make uplink: no link")
 	}
-	h, err := netlink.NewHandleAt(ns.Handle())
+	h, err := netlink.NewHandleAt(ns.Handle(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("make uplink %s: %w", l.Name, err)
 	}
@@ -595,7 +595,7 @@ func MakeUplink(ns, far *NS, l *route.Link, peerName string) error {
 	if err := h.LinkAdd(v); err != nil {
 		return fmt.Errorf("make uplink %s (peer %s in %s): %w", l.Name, peerName, far, err)
 	}
-	fh, err := netlink.NewHandleAt(far.Handle())
+	fh, err := netlink.NewHandleAt(far.Handle(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("make uplink %s: %w", l.Name, err)
 	}

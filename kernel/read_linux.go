@@ -41,7 +41,7 @@ type Notes []string
 // iptables-save lines the parser did not understand, with their line numbers).
 func Read(ctx context.Context, ns *NS, o ReadOptions) (*dataplane.Node, Notes, error) {
 	n := &dataplane.Node{Name: ns.String()}
-	h, err := netlink.NewHandleAt(ns.Handle())
+	h, err := netlink.NewHandleAt(ns.Handle(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: netlink handle: %w", ns, err)
 	}
@@ -387,7 +387,7 @@ func Probe(feature Feature) error {
 		return fmt.Errorf("probe %s: %w", feature, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns.Handle())
+	h, err := netlink.NewHandleAt(ns.Handle(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", feature, err)
 	}

@@ -777,3 +777,33 @@ func ShellQuote(argv []string) string {
 	}
 	return strings.Join(q, " ")
 }
+
+// BuildStatic builds a static Linux/amd64 binary (CGO_ENABLED=0) for the guest: the knet
+// command when test is false (`go build`), else the test binary of pkg (`go test -c`).
+//
+// Equivalent to: `CGO_ENABLED=0 go build -o OUT PKG` or `CGO_ENABLED=0 go test -c -o OUT PKG`.
+func BuildStatic(ctx context.Context, moduleDir, pkg, out string, test bool) error {
+	args := []string{"build", "-o", out, pkg}
+	if test {
+		args = []string{"test", "-c", "-o", out, pkg}
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = moduleDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// ModuleDir finds the directory of the go.mod enclosing dir.
+func ModuleDir(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod above %s", dir)
+		}
+	}
+}

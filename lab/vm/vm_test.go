@@ -85,3 +85,39 @@ func (l testLog) Write(p []byte) (int, error) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// TestKernelParityInVM runs the kernel package's parity tests inside the guest, where
+// dummy and ipip exist, so the tests the host skips run for real (KNET_IN_VM=1 turns a
+// missing feature into a failure there).
+func TestKernelParityInVM(t *testing.T) {
+	skipWithoutVM(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("building the test binary needs the go tool: %v", err)
+	}
+	wd, _ := os.Getwd()
+	mod, err := ModuleDir(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir() + "/kernel.test"
+	if err := BuildStatic(t.Context(), mod, "./kernel", bin, true); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	res, err := Run(t.Context(), Options{Files: map[string]string{"/knet/kernel.test": bin}, Env: []string{"KNET_IN_VM=1"}},
+		"cd /knet && ./kernel.test -test.v -test.count=1 -test.run 'Parity|NS'", &out)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	t.Logf("guest boot %v, total %v", res.Boot, res.Total)
+	got := out.String()
+	if res.ExitCode != 0 {
+		t.Fatalf("kernel tests failed in the guest (exit %d):\n%s", res.ExitCode, got)
+	}
+	for _, name := range []string{"TestParityRoutingFeatures", "TestParityDummy", "TestParityCalicoNode"} {
+		if !strings.Contains(got, "--- PASS: "+name) {
+			t.Errorf("%s did not pass in the guest:\n%s", name, got)
+		}
+	}
+	t.Log(got)
+}
