@@ -138,6 +138,10 @@ func NewTable(name TableName) *Table {
 
 // Table is one iptables table: its chains in declaration order. Builtin chains come first, in
 // hook order, as the kernel creates them.
+//
+// Chain lookups use an index kept up to date by AddChain, EnsureChain and DeleteChain; code
+// that edits Chains directly should call Reindex afterwards (appends and removals at the
+// ends are detected without it).
 type Table struct {
 	Name   TableName
 	Chains []*Chain
@@ -187,6 +191,9 @@ func (t *Table) stale() bool {
 	}
 	return false
 }
+
+// Reindex rebuilds the chain-name index after Chains was edited directly.
+func (t *Table) Reindex() { t.reindex() }
 
 func (t *Table) reindex() {
 	t.idx = make(map[string]int, len(t.Chains))
