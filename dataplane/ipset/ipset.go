@@ -9,11 +9,17 @@
 package ipset
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 )
+
+// ErrExist says an element is already in the set (ipset's "Element cannot be added to
+// the set: it's already added").
+var ErrExist = errors.New("element is already added")
 
 // Type is a set type, spelled as ipset prints it.
 type Type string
@@ -177,23 +183,44 @@ type Set struct {
 
 // Key returns the canonical element text of a member for this set (as ipset prints it).
 func (s *Set) Key(m Member) string {
+	b := make([]byte, 0, 48)
+	ipPort := func() {
+		b = m.IP.AppendTo(b)
+		b = append(b, ',')
+		b = append(b, m.Proto...)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, uint64(m.Port), 10)
+	}
 	switch s.Type {
 	case HashIP:
-		return m.IP.String()
+		b = m.IP.AppendTo(b)
 	case HashIPPort:
-		return fmt.Sprintf("%s,%s:%d", m.IP, m.Proto, m.Port)
+		ipPort()
 	case HashIPPortIP:
-		return fmt.Sprintf("%s,%s:%d,%s", m.IP, m.Proto, m.Port, m.IP2)
+		ipPort()
+		b = append(b, ',')
+		b = m.IP2.AppendTo(b)
 	case HashIPPortNet:
-		return fmt.Sprintf("%s,%s:%d,%s", m.IP, m.Proto, m.Port, netString(m.Net))
+		ipPort()
+		b = append(b, ',')
+		b = appendNet(b, m.Net)
 	case HashNet:
-		return netString(m.Net)
+		b = appendNet(b, m.Net)
 	case BitmapPort:
-		return fmt.Sprint(m.Port)
+		b = strconv.AppendUint(b, uint64(m.Port), 10)
 	case ListSet:
 		return m.SetName
 	}
-	return ""
+	return string(b)
+}
+
+func appendNet(b []byte, p netip.Prefix) []byte {
+	b = p.Addr().AppendTo(b)
+	if p.Bits() != p.Addr().BitLen() {
+		b = append(b, '/')
+		b = strconv.AppendInt(b, int64(p.Bits()), 10)
+	}
+	return b
 }
 
 // netString prints a net as ipset does: without the prefix length for a host net.
@@ -301,7 +328,7 @@ func (ss *Sets) add(s *Set, m Member) error {
 	}
 	k := s.Key(m)
 	if _, dup := s.index[k]; dup {
-		return fmt.Errorf("ipset %s: element %s is already added", s.Name, k)
+		return fmt.Errorf("ipset %s: element %s: %w", s.Name, k, ErrExist)
 	}
 	if s.Type == ListSet && uint32(len(s.Members)) >= s.Size {
 		return fmt.Errorf("ipset %s: list set is full", s.Name)

@@ -1,7 +1,6 @@
 package ipvs
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -45,7 +44,8 @@ type Conn struct {
 	nControl int   // connections this template controls
 	active   bool  // counted in dest.ActiveConns (else InactConns, for non-templates)
 	seq      uint64
-	hidx     int
+	gen      uint32 // bumped whenever Expires changes; older heap entries are stale
+	live     bool
 }
 
 // Service returns the virtual service the entry belongs to.
@@ -55,9 +55,13 @@ func (c *Conn) Service() *Service { return c.svc }
 func (c *Conn) Dest() *Dest { return c.dest }
 
 type connKey struct {
-	proto   Protocol
 	client  netip.AddrPort
 	virtual netip.AddrPort
+	proto   uint8
+}
+
+func keyOf(proto Protocol, client, virtual netip.AddrPort) connKey {
+	return connKey{client: client, virtual: virtual, proto: uint8(proto.Number())}
 }
 
 type tmplKey struct {
@@ -74,6 +78,7 @@ type ConnTable struct {
 	templates map[tmplKey]*Conn
 	exp       expHeap
 	seq       uint64
+	live      int
 }
 
 func newConnTable() *ConnTable {
@@ -81,12 +86,17 @@ func newConnTable() *ConnTable {
 }
 
 // Len returns the number of entries (connections and templates).
-func (t *ConnTable) Len() int { return len(t.exp) }
+func (t *ConnTable) Len() int { return t.live }
 
 // List returns every entry in creation order. (The kernel lists its hash table buckets,
 // whose order depends on a random hash seed; creation order is the deterministic stand-in.)
 func (t *ConnTable) List() []*Conn {
-	out := append([]*Conn(nil), t.exp...)
+	out := make([]*Conn, 0, t.live)
+	for _, e := range t.exp {
+		if e.c.live && e.gen == e.c.gen {
+			out = append(out, e.c)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
 	return out
 }
@@ -98,32 +108,41 @@ func (t *ConnTable) Insert(c *Conn) {
 	if c.Template {
 		t.templates[tmplKey{snet: c.Client.Addr()}] = c
 	} else {
-		t.conns[connKey{c.Proto, c.Client, c.Virtual}] = c
+		t.conns[keyOf(c.Proto, c.Client, c.Virtual)] = c
 	}
-	heap.Push(&t.exp, c)
+	c.live = true
+	t.live++
+	t.exp.push(expEntry{at: c.Expires, seq: c.seq, gen: c.gen, c: c})
 }
 
 func (t *ConnTable) add(c *Conn) {
 	t.seq++
 	c.seq = t.seq
-	heap.Push(&t.exp, c)
+	c.live = true
+	t.live++
+	t.exp.push(expEntry{at: c.Expires, seq: c.seq, gen: c.gen, c: c})
 }
 
+// setExpires re-arms an entry's timer: the old heap entry goes stale (lazy deletion).
 func (t *ConnTable) setExpires(c *Conn, at time.Duration) {
 	c.Expires = at
-	heap.Fix(&t.exp, c.hidx)
+	c.gen++
+	t.exp.push(expEntry{at: at, seq: c.seq, gen: c.gen, c: c})
 }
 
 func (t *ConnTable) remove(c *Conn) {
-	if c.hidx >= 0 && c.hidx < len(t.exp) && t.exp[c.hidx] == c {
-		heap.Remove(&t.exp, c.hidx)
+	if !c.live {
+		return
 	}
+	c.live = false
+	c.gen++
+	t.live--
 	if c.Template {
 		if t.templates[tmplKey{c.svc, c.Client.Addr()}] == c {
 			delete(t.templates, tmplKey{c.svc, c.Client.Addr()})
 		}
 	} else {
-		k := connKey{c.Proto, c.Client, c.Virtual}
+		k := keyOf(c.Proto, c.Client, c.Virtual)
 		if t.conns[k] == c {
 			delete(t.conns, k)
 		}
@@ -175,10 +194,14 @@ func (st *State) Advance(now time.Duration) {
 	if now < t.Now {
 		return
 	}
-	for len(t.exp) > 0 && t.exp[0].Expires <= now {
-		c := t.exp[0]
-		if t.Now < c.Expires {
-			t.Now = c.Expires
+	for len(t.exp) > 0 && t.exp[0].at <= now {
+		e := t.exp.pop()
+		c := e.c
+		if !c.live || e.gen != c.gen {
+			continue // stale: re-armed or removed since
+		}
+		if t.Now < e.at {
+			t.Now = e.at
 		}
 		t.expire(c)
 	}
@@ -186,7 +209,7 @@ func (st *State) Advance(now time.Duration) {
 }
 
 func (t *ConnTable) dropService(s *Service) {
-	for _, c := range append([]*Conn(nil), t.exp...) {
+	for _, c := range t.List() {
 		if c.svc == s {
 			t.remove(c)
 			unbind(c)
@@ -195,7 +218,7 @@ func (t *ConnTable) dropService(s *Service) {
 }
 
 func (t *ConnTable) dropDest(d *Dest) {
-	for _, c := range append([]*Conn(nil), t.exp...) {
+	for _, c := range t.List() {
 		if c.dest == d && !c.Template {
 			t.remove(c)
 			unbind(c)
@@ -242,7 +265,8 @@ func (st *State) Schedule(p Packet, opts ConnectOptions) (*Conn, error) {
 func (st *State) ScheduleOn(svc *Service, p Packet, opts ConnectOptions) (*Conn, error) {
 	st.ensure()
 	t := st.Conns
-	k := connKey{p.Proto, netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)}
+	client, virtual := netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)
+	k := keyOf(p.Proto, client, virtual)
 	if c := t.conns[k]; c != nil {
 		return c, nil
 	}
@@ -282,7 +306,7 @@ func (st *State) ScheduleOn(svc *Service, p Packet, opts ConnectOptions) (*Conn,
 	} else if d = svc.sched.schedule(st, svc, &p); d == nil {
 		return nil, &NoDestError{svc}
 	}
-	c := &Conn{Proto: p.Proto, Client: k.client, Virtual: k.virtual,
+	c := &Conn{Proto: p.Proto, Client: client, Virtual: virtual,
 		Real: netip.AddrPortFrom(d.Addr, d.Port), svc: svc, dest: d, control: tmpl}
 	if d.Port == 0 { // port-zero real servers keep the virtual port
 		c.Real = netip.AddrPortFrom(d.Addr, p.DstPort)
@@ -432,31 +456,74 @@ func twosDistribution(svc *Service) []Choice {
 	return out
 }
 
-// expHeap orders entries by expiry.
-type expHeap []*Conn
+// expEntry is one armed timer; entries whose gen no longer matches their connection's
+// are stale and skipped.
+type expEntry struct {
+	at  time.Duration
+	seq uint64
+	gen uint32
+	c   *Conn
+}
 
-func (h expHeap) Len() int { return len(h) }
-func (h expHeap) Less(i, j int) bool {
-	if h[i].Expires != h[j].Expires {
-		return h[i].Expires < h[j].Expires
+// expHeap is a binary min-heap of timers by expiry, then creation (typed, so pushes do
+// not box).
+type expHeap []expEntry
+
+func (e expEntry) before(f expEntry) bool {
+	if e.at != f.at {
+		return e.at < f.at
 	}
-	return h[i].seq < h[j].seq
+	return e.seq < f.seq
 }
-func (h expHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx = i
-	h[j].hidx = j
+
+func (h *expHeap) push(e expEntry) {
+	*h = append(*h, e)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s[i].before(s[p]) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
 }
-func (h *expHeap) Push(x any) {
-	c := x.(*Conn)
-	c.hidx = len(*h)
-	*h = append(*h, c)
+
+func (h *expHeap) pop() expEntry {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = expEntry{}
+	s = s[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && s[r].before(s[l]) {
+			m = r
+		}
+		if !s[m].before(s[i]) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
 }
-func (h *expHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	c.hidx = -1
-	return c
+
+// Decide is the tracer's IPVS step for a packet that starts a new connection: the virtual
+// service it hits (nil if none, then IPVS lets the packet pass to the local stack) and every
+// real server it may go to with its probability, without changing state.
+func (st *State) Decide(p Packet) (*Service, []Choice) {
+	svc := st.Lookup(p.Proto, p.Dst, p.DstPort, p.FWMark)
+	if svc == nil {
+		return nil, nil
+	}
+	return svc, st.Candidates(svc, p)
 }

@@ -16,6 +16,7 @@
 package ipvs
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -382,11 +383,7 @@ func (r *renderer) nodePortIPs() []netip.Addr {
 func (r *renderer) add(base string, m dpipset.Member) {
 	m.Timeout = -1
 	name := r.names[base]
-	s := r.sets.Get(name)
-	if s.Has(m) {
-		return // activeEntries is a set
-	}
-	if err := r.sets.Add(name, m); err != nil {
+	if err := r.sets.Add(name, m); err != nil && !errors.Is(err, dpipset.ErrExist) { // activeEntries is a set
 		r.notes = append(r.notes, fmt.Sprintf("ipset %s: %v (kube-proxy logs \"Error adding entry to ipset\")", name, err))
 	}
 }
