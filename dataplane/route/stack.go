@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"slices"
@@ -84,7 +85,9 @@ func (s *Stack) nextIndex() int {
 }
 
 // LinkAdd adds a link. A zero Index takes the next free ifindex; empty Qdisc, Group,
-// OperState and LinkType get the kernel's defaults for the kind.
+// OperState, LinkType, MTU and broadcast address get the kernel's defaults for the kind. An
+// Ethernet-type link without an address gets a stable locally administered one derived from
+// its name (the kernel picks a random one; output must be deterministic).
 // Equivalent to: `ip link add NAME type KIND ...`
 func (s *Stack) LinkAdd(l *Link) error {
 	if l.Name == "" {
@@ -129,6 +132,12 @@ func (s *Stack) LinkAdd(l *Link) error {
 		default:
 			l.LinkType = "ether"
 		}
+	}
+	if l.LinkType == "ether" && len(l.HardwareAddr) == 0 {
+		l.HardwareAddr = stableMAC(l.Name)
+	}
+	if l.LinkType == "ether" && len(l.Broadcast) == 0 {
+		l.Broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	}
 	if l.MTU == 0 {
 		switch l.Kind {
@@ -574,4 +583,15 @@ func (s *Stack) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stableMAC derives a locally administered unicast MAC from name (FNV-1a), standing in for
+// the kernel's eth_random_addr.
+func stableMAC(name string) net.HardwareAddr {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	v := h.Sum64()
+	m := net.HardwareAddr{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+	m[0] = m[0]&^0x01 | 0x02
+	return m
 }

@@ -87,6 +87,7 @@ func PrintRoutes(w io.Writer, s *route.Stack, o Options) error {
 	if err != nil {
 		return err
 	}
+	var buf []byte
 	fam := o.Family
 	if fam == FamilyAll && o.Table == "" {
 		fam = Family4 // `ip route` lists IPv4 unless -6 is given
@@ -101,7 +102,8 @@ func PrintRoutes(w io.Writer, s *route.Stack, o Options) error {
 		if o.Dev != "" && r.Dev != o.Dev {
 			continue
 		}
-		bw.WriteString(FormatRoute(s, r, o, all))
+		buf = AppendRoute(buf[:0], s, r, o, all)
+		bw.Write(buf)
 	}
 	return bw.Flush()
 }
@@ -132,66 +134,95 @@ func tableFilter(s *route.Stack, t string) (route.TableID, bool, error) {
 // FormatRoute returns one route as `ip route` prints it, with the final newline; showTable
 // prints `table T` for non-main tables (as `show table all` does).
 func FormatRoute(s *route.Stack, r *route.Route, o Options, showTable bool) string {
-	var b strings.Builder
-	tok := func(f string, a ...any) {
-		fmt.Fprintf(&b, f, a...)
-		b.WriteByte(' ')
+	return string(AppendRoute(make([]byte, 0, 128), s, r, o, showTable))
+}
+
+// AppendRoute appends FormatRoute's text to b.
+func AppendRoute(b []byte, s *route.Stack, r *route.Route, o Options, showTable bool) []byte {
+	word := func(k, v string) {
+		if k != "" {
+			b = append(b, k...)
+			b = append(b, ' ')
+		}
+		b = append(b, v...)
+		b = append(b, ' ')
+	}
+	addr := func(k string, a netip.Addr) {
+		b = append(b, k...)
+		b = append(b, ' ')
+		b = a.AppendTo(b)
+		b = append(b, ' ')
+	}
+	num := func(k string, n int) {
+		b = append(b, k...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, ' ')
 	}
 	if r.Type != route.TypeUnicast || o.Details {
-		tok("%s", r.Type)
+		word("", string(r.Type))
 	}
-	tok("%s", dstString(r.Dst))
+	switch {
+	case r.Dst.Bits() == 0:
+		word("", "default")
+	case r.Dst.IsSingleIP():
+		b = r.Dst.Addr().AppendTo(b)
+		b = append(b, ' ')
+	default:
+		b = r.Dst.AppendTo(b)
+		b = append(b, ' ')
+	}
 	if r.Gw.IsValid() {
-		tok("via %s", r.Gw)
+		addr("via", r.Gw)
 	}
 	if r.Dev != "" {
-		tok("dev %s", r.Dev)
+		word("dev", r.Dev)
 	}
 	if showTable && r.Table != route.TableMain {
-		tok("table %s", s.TableName(r.Table))
+		word("table", s.TableName(r.Table))
 	}
 	if r.Protocol != route.ProtoBoot || o.Details {
-		tok("proto %s", r.Protocol)
+		word("proto", r.Protocol.String())
 	}
 	if r.Scope != route.ScopeUniverse || o.Details {
-		tok("scope %s", r.Scope)
+		word("scope", r.Scope.String())
 	}
 	if r.Src.IsValid() {
-		tok("src %s", r.Src)
+		addr("src", r.Src)
 	}
 	if r.Metric != 0 || !r.Dst.Addr().Is4() {
-		tok("metric %d", r.Metric)
+		num("metric", r.Metric)
 	}
 	for _, f := range r.Flags.Names() {
-		tok("%s", f)
+		word("", f)
 	}
 	if r.Error != 0 {
-		tok("error %d", r.Error)
+		num("error", r.Error)
 	}
 	if r.MTU != 0 {
-		tok("mtu %d", r.MTU)
+		num("mtu", r.MTU)
 	}
 	if r.AdvMSS != 0 {
-		tok("advmss %d", r.AdvMSS)
+		num("advmss", r.AdvMSS)
 	}
 	for _, h := range r.MultiPath {
-		b.WriteString("\n\tnexthop ")
+		b = append(b, "\n\tnexthop "...)
 		if h.Gw.IsValid() {
-			tok("via %s", h.Gw)
+			addr("via", h.Gw)
 		}
 		if h.Dev != "" {
-			tok("dev %s", h.Dev)
+			word("dev", h.Dev)
 		}
-		tok("weight %d", max(h.Weight, 1))
+		num("weight", max(h.Weight, 1))
 		for _, f := range h.Flags.Names() {
-			tok("%s", f)
+			word("", f)
 		}
 	}
 	if r.Pref != "" {
-		fmt.Fprintf(&b, "pref %s", r.Pref)
+		b = append(b, "pref "...)
+		b = append(b, r.Pref...)
 	}
-	b.WriteByte('\n')
-	return b.String()
+	return append(b, '\n')
 }
 
 func dstString(p netip.Prefix) string {
