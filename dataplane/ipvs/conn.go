@@ -79,6 +79,17 @@ type ConnTable struct {
 	exp       expHeap
 	seq       uint64
 	live      int
+	slab      []Conn // connections are carved from chunks: fewer, larger allocations
+}
+
+// newConn returns a zeroed entry from the current chunk.
+func (t *ConnTable) newConn() *Conn {
+	if len(t.slab) == 0 {
+		t.slab = make([]Conn, 256)
+	}
+	c := &t.slab[0]
+	t.slab = t.slab[1:]
+	return c
 }
 
 func newConnTable() *ConnTable {
@@ -306,7 +317,8 @@ func (st *State) ScheduleOn(svc *Service, p Packet, opts ConnectOptions) (*Conn,
 	} else if d = svc.sched.schedule(st, svc, &p); d == nil {
 		return nil, &NoDestError{svc}
 	}
-	c := &Conn{Proto: p.Proto, Client: client, Virtual: virtual,
+	c := t.newConn()
+	*c = Conn{Proto: p.Proto, Client: client, Virtual: virtual,
 		Real: netip.AddrPortFrom(d.Addr, d.Port), svc: svc, dest: d, control: tmpl}
 	if d.Port == 0 { // port-zero real servers keep the virtual port
 		c.Real = netip.AddrPortFrom(d.Addr, p.DstPort)
