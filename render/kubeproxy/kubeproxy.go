@@ -296,7 +296,7 @@ func Endpoints(slices []*discoveryv1.EndpointSlice, ports []*ServicePort, fam Fa
 	if fam == IPv6 {
 		addrType = discoveryv1.AddressTypeIPv6
 	}
-	sets := map[*ServicePort]map[string]*Endpoint{}
+	lists := map[*ServicePort][]*Endpoint{}
 	for _, es := range slices {
 		svcName := es.Labels[discoveryv1.LabelServiceName]
 		if svcName == "" || es.AddressType != addrType {
@@ -314,11 +314,7 @@ func Endpoints(slices []*discoveryv1.EndpointSlice, ports []*ServicePort, fam Fa
 			if sp == nil {
 				continue
 			}
-			set := sets[sp]
-			if set == nil {
-				set = map[string]*Endpoint{}
-				sets[sp] = set
-			}
+			list := lists[sp]
 			for _, ep := range es.Endpoints {
 				if len(ep.Addresses) == 0 {
 					continue
@@ -351,21 +347,33 @@ func Endpoints(slices []*discoveryv1.EndpointSlice, ports []*ServicePort, fam Fa
 						e.NodeHints = append(e.NodeHints, n.Name)
 					}
 				}
-				key := e.String()
-				if _, exists := set[key]; !exists || !e.Terminating {
-					set[key] = e
-				}
+				e.String()
+				list = append(list, e)
 			}
+			lists[sp] = list
 		}
 	}
-	out := make(map[*ServicePort][]*Endpoint, len(sets))
-	for sp, set := range sets {
-		list := make([]*Endpoint, 0, len(set))
-		for _, e := range set {
-			list = append(list, e)
+	out := make(map[*ServicePort][]*Endpoint, len(lists))
+	for sp, list := range lists {
+		// Sort by IP:port; among duplicates (the same IP:port in two slices) upstream's
+		// map keeps the first copy unless a later one is not terminating.
+		sort.SliceStable(list, func(i, j int) bool { return list[i].str < list[j].str })
+		dedup := list[:0]
+		for i := 0; i < len(list); {
+			j := i + 1
+			for j < len(list) && list[j].str == list[i].str {
+				j++
+			}
+			keep := list[i]
+			for k := i + 1; k < j; k++ {
+				if !list[k].Terminating {
+					keep = list[k]
+				}
+			}
+			dedup = append(dedup, keep)
+			i = j
 		}
-		sort.Slice(list, func(i, j int) bool { return list[i].String() < list[j].String() })
-		out[sp] = list
+		out[sp] = dedup
 	}
 	return out
 }

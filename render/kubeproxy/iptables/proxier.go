@@ -300,12 +300,8 @@ func (p *Proxier) build(ports []portEndpoints, doFull bool, changed map[string]b
 			"-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP")
 	}
 
-	active := make(map[string]bool, len(ports)*4)
-	total := 0
-	for _, pe := range ports {
-		total += len(pe.eps)
-	}
-	p.largeCluster = total > o.LargeClusterThreshold
+	active := make(map[string]bool, len(ports)*2+nEps)
+	p.largeCluster = nEps > o.LargeClusterThreshold
 	nodeIP := o.nodeIP()
 	nfacct := o.NFAcct
 
@@ -537,11 +533,7 @@ func (p *Proxier) build(ports []portEndpoints, doFull bool, changed map[string]b
 
 	// The node's nat chains after this restore (assuming it succeeds).
 	p.previous = p.existing
-	next := make(map[string]bool, len(active))
-	for c := range active {
-		next[c] = true
-	}
-	p.existing = next
+	p.existing = active
 
 	var out bytes.Buffer
 	out.Grow(filterChains.b.Len() + filterRules.b.Len() + natChains.b.Len() + natRules.b.Len() + 32)
