@@ -75,9 +75,22 @@ func ApplyIPTables(ctx context.Context, ns *NS, rs *netfilter.Ruleset) error {
 //
 // Equivalent to: `ip netns exec NS iptables-restore -w < INPUT`.
 func RestoreIPTables(ctx context.Context, ns *NS, input []byte, fam netfilter.Family) error {
-	bin := "iptables-restore"
-	if fam == netfilter.IPv6 {
-		bin = "ip6tables-restore"
+	bin, _, err := iptablesTools(fam)
+	if err != nil {
+		return err
+	}
+	// kube-proxy creates its nfacct counters before the first sync; the rules name them.
+	if names := nfacctNames([][]byte{input}); len(names) > 0 {
+		if err := ns.Do(func() error {
+			for _, n := range names {
+				if err := createNFAcct(n); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("iptables: %w", err)
+		}
 	}
 	if _, err := ns.Run(ctx, input, bin, "-w"); err != nil {
 		return err

@@ -119,6 +119,21 @@ func viewOf(s *route.Stack) view {
 	return v
 }
 
+// withFallbackTunl0 adds the ipip module's fallback tunl0 to a hand-built stack when the
+// kernel puts one in every new namespace (ipip loaded), as hostnet.Pod does for pods.
+func withFallbackTunl0(t *testing.T, ns *NS, s *route.Stack) {
+	t.Helper()
+	got, _, err := Read(t.Context(), ns, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Net.LinkByName("tunl0") != nil && s.LinkByName("tunl0") == nil {
+		if err := s.LinkAdd(hostnet.FallbackTunl0(false, 1480)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func applyAndRead(t *testing.T, ns *NS, n *dataplane.Node, o ApplyOptions) *route.Stack {
 	t.Helper()
 	if err := Apply(t.Context(), ns, n, o); err != nil {
@@ -173,6 +188,7 @@ func TestParityRoutingFeatures(t *testing.T) {
 	must(s.FDBAdd(&route.FDB{MAC: mac("66:00:00:00:00:35"), Dev: "flannel.1", Dst: addr("172.31.21.52"), Self: true, State: route.FDBPermanent}))
 
 	ns := newTestNS(t)
+	withFallbackTunl0(t, ns, s)
 	got := applyAndRead(t, ns, &dataplane.Node{Name: "parity", Net: s}, ApplyOptions{})
 	if diff := cmp.Diff(viewOf(s), viewOf(got)); diff != "" {
 		t.Errorf("model vs kernel after Apply/Read (-model +kernel):\n%s", diff)
@@ -194,6 +210,7 @@ func TestParityDummy(t *testing.T) {
 	must(s.AddrAdd(&route.Addr{Dev: "kube-ipvs0", Prefix: netip.MustParsePrefix("10.1.0.10/32")}))
 	must(s.AddrAdd(&route.Addr{Dev: "kube-ipvs0", Prefix: netip.MustParsePrefix("10.1.0.1/32")}))
 	ns := newTestNS(t)
+	withFallbackTunl0(t, ns, s)
 	got := applyAndRead(t, ns, &dataplane.Node{Name: "parity-dummy", Net: s}, ApplyOptions{})
 	if diff := cmp.Diff(viewOf(s), viewOf(got)); diff != "" {
 		t.Errorf("model vs kernel after Apply/Read (-model +kernel):\n%s", diff)

@@ -402,7 +402,8 @@ func Probe(feature Feature) error {
 	case FeatureDummy:
 		err = h.LinkAdd(&netlink.Dummy{LinkAttrs: attrs})
 	case FeatureIPIP:
-		err = h.LinkAdd(&netlink.Iptun{LinkAttrs: attrs})
+		// A tunnel with no endpoints would clash with the fallback tunl0 (EEXIST).
+		err = h.LinkAdd(&netlink.Iptun{LinkAttrs: attrs, Local: net.IPv4(192, 0, 2, 1), Remote: net.IPv4(192, 0, 2, 2)})
 	case FeatureVXLAN:
 		err = h.LinkAdd(&netlink.Vxlan{LinkAttrs: attrs, VxlanId: 1, Port: 4789})
 	case FeatureIPTables:
