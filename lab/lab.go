@@ -129,15 +129,14 @@ func (l *Lab) newNS(key, kind, name string) (*kernel.NS, error) {
 
 // Up builds cluster c's lab. On error or cancellation everything made so far is removed.
 // Progress goes to log (may be nil).
-func Up(ctx context.Context, c *cluster.Cluster, log io.Writer) (l *Lab, err error) {
-	l = &Lab{Cluster: c, Nodes: map[string]*dataplane.Node{}, prefix: Prefix(c.Name), nsByKey: map[string]*kernel.NS{}}
+func Up(ctx context.Context, c *cluster.Cluster, log io.Writer) (_ *Lab, err error) {
+	l := &Lab{Cluster: c, Nodes: map[string]*dataplane.Node{}, prefix: Prefix(c.Name), nsByKey: map[string]*kernel.NS{}}
 	if left, _ := kernel.ListNamedNS(l.prefix); len(left) > 0 {
 		return nil, fmt.Errorf("lab %s: namespaces of an earlier lab remain (%s ...): run `knet lab down` first", c.Name, left[0])
 	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, l.Down())
-			l = nil
 		}
 	}()
 	nodes, err := render.Cluster(c)
