@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/knet-dev/knet/cluster"
@@ -53,7 +54,7 @@ func CalicoVethName(namespace, pod string) string {
 // (pkg/tunnels GenerateTunnelName): "tun-" + the first 11 hex digits of sha256 of the IP with
 // dots and colons removed.
 func KubeRouterTunnelName(ip netip.Addr) string {
-	s := strings.NewReplacer(".", "", ":", "").Replace(ip.String())
+	s := strings.ReplaceAll(strings.ReplaceAll(ip.String(), ".", ""), ":", "")
 	h := sha256.Sum256([]byte(s))
 	return "tun-" + hex.EncodeToString(h[:])[:11]
 }
@@ -77,11 +78,16 @@ type netIndex struct {
 	svcByIP   map[netip.Addr]*corev1.Service
 	nodeByIP  map[netip.Addr]*cluster.Node
 	nodeByTun map[string]*cluster.Node
+	// nodeByBlock indexes nodes by pod CIDR; blockLens are the CIDR lengths present.
+	nodeByBlock  map[netip.Prefix]*cluster.Node
+	blockLens    []int
+	nodeByTunnel map[netip.Addr]*cluster.Node
 }
 
 func newNetIndex(c *cluster.Cluster) *netIndex {
 	x := &netIndex{c: c, podByIP: map[netip.Addr]*corev1.Pod{}, podByVeth: map[string]*corev1.Pod{},
-		svcByIP: map[netip.Addr]*corev1.Service{}, nodeByIP: map[netip.Addr]*cluster.Node{}, nodeByTun: map[string]*cluster.Node{}}
+		svcByIP: map[netip.Addr]*corev1.Service{}, nodeByIP: map[netip.Addr]*cluster.Node{}, nodeByTun: map[string]*cluster.Node{},
+		nodeByBlock: map[netip.Prefix]*cluster.Node{}, nodeByTunnel: map[netip.Addr]*cluster.Node{}}
 	if c == nil {
 		return x
 	}
@@ -115,47 +121,43 @@ func newNetIndex(c *cluster.Cluster) *netIndex {
 		x.nodeByIP[n.IP] = n
 		x.nodeByTun[KubeRouterTunnelName(n.IP)] = n
 		x.nodeByTun[kubeRouterTunnelNameV1(n.IP)] = n
+		if n.PodCIDR.IsValid() {
+			if _, dup := x.nodeByBlock[n.PodCIDR.Masked()]; !dup {
+				x.nodeByBlock[n.PodCIDR.Masked()] = n
+			}
+			if !slices.Contains(x.blockLens, n.PodCIDR.Bits()) {
+				x.blockLens = append(x.blockLens, n.PodCIDR.Bits())
+			}
+		}
+		if n.TunnelIP.IsValid() {
+			x.nodeByTunnel[n.TunnelIP] = n
+		}
 	}
+	slices.Sort(x.blockLens)
 	return x
 }
 
 // nodeOfPodIP returns the node whose pod block holds a.
 func (x *netIndex) nodeOfPodIP(a netip.Addr) *cluster.Node {
-	if x.c == nil {
-		return nil
-	}
-	for i := range x.c.Nodes {
-		if x.c.Nodes[i].PodCIDR.Contains(a) {
-			return &x.c.Nodes[i]
-		}
-	}
-	return nil
+	return x.nodeOfBlock(netip.PrefixFrom(a, a.BitLen()))
 }
 
+// nodeOfBlock returns the node whose pod CIDR contains p (p at least as long).
 func (x *netIndex) nodeOfBlock(p netip.Prefix) *cluster.Node {
-	if x.c == nil {
-		return nil
-	}
-	for i := range x.c.Nodes {
-		n := &x.c.Nodes[i]
-		if n.PodCIDR.IsValid() && (n.PodCIDR.Overlaps(p) && p.Bits() >= n.PodCIDR.Bits() || p == n.PodCIDR) {
-			return n
+	for _, l := range x.blockLens {
+		if l > p.Bits() {
+			break
+		}
+		if q, err := p.Addr().Prefix(l); err == nil {
+			if n, ok := x.nodeByBlock[q]; ok {
+				return n
+			}
 		}
 	}
 	return nil
 }
 
-func (x *netIndex) nodeOfTunnelIP(a netip.Addr) *cluster.Node {
-	if x.c == nil {
-		return nil
-	}
-	for i := range x.c.Nodes {
-		if x.c.Nodes[i].TunnelIP == a {
-			return &x.c.Nodes[i]
-		}
-	}
-	return nil
-}
+func (x *netIndex) nodeOfTunnelIP(a netip.Addr) *cluster.Node { return x.nodeByTunnel[a] }
 
 func podRef(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
 

@@ -17,7 +17,7 @@ import (
 
 // clusterNodes renders every node of a preset with Calico (links, routes, pod namespaces)
 // and kube-proxy's iptables rules — what the integrator's render.Node does.
-func clusterNodes(t *testing.T, preset, mode string) (*cluster.Cluster, map[string]*dataplane.Node) {
+func clusterNodes(t testing.TB, preset, mode string) (*cluster.Cluster, map[string]*dataplane.Node) {
 	t.Helper()
 	c, err := cluster.Preset(preset)
 	if err != nil {
@@ -199,5 +199,21 @@ func testTraceCluster(t *testing.T, preset, mode string) {
 	}
 	if sum < 0.999 || sum > 1.001 {
 		t.Errorf("probabilities sum to %v, want 1", sum)
+	}
+}
+
+// BenchmarkTraceCluster traces one pod → Service request across cluster-b (Calico IPIP,
+// kube-proxy iptables): both DNAT branches, the tunnel and the reply.
+func BenchmarkTraceCluster(b *testing.B) {
+	c, nodes := clusterNodes(b, "cluster-b", "")
+	req := ClusterRequest{From: "default/busybox", To: "default/api"}
+	if _, err := TraceCluster(c, nodes, req); err != nil {
+		b.Skip("preset changed: ", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := TraceCluster(c, nodes, req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

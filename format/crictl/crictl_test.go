@@ -3,6 +3,7 @@ package crictl
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -213,4 +214,26 @@ func FuzzParseCrictl(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// BenchmarkPrintPS500 prints `crictl ps` for 500 containers (a full node at --max-pods 500).
+func BenchmarkPrintPS500(b *testing.B) {
+	s := &cri.State{}
+	for i := range 500 {
+		id := fmt.Sprintf("%064x", i+1)
+		pod := fmt.Sprintf("%064x", 1000+i)
+		s.Sandboxes = append(s.Sandboxes, &cri.Sandbox{ID: pod, Name: fmt.Sprintf("web-%d", i), Namespace: "default", State: cri.SandboxReady, CreatedAt: now.Add(-time.Duration(i) * time.Minute)})
+		s.Containers = append(s.Containers, &cri.Container{ID: id, PodSandboxID: pod, Name: "web", Image: "docker.io/library/nginx:1.27",
+			State: cri.ContainerRunning, CreatedAt: now.Add(-time.Duration(i) * time.Minute),
+			Labels: map[string]string{LabelPodName: fmt.Sprintf("web-%d", i), LabelPodNamespace: "default"}})
+	}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := PrintPS(&buf, s, Options{Now: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(buf.Len()))
 }
