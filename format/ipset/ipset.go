@@ -608,6 +608,10 @@ func (p *parser) listLine(n int, text string) {
 	field := func() {
 		p.d.Lines = append(p.d.Lines, Line{Number: n, Text: text, Kind: "field", Set: p.d.Sets.Get(s.Name)})
 	}
+	if (key == "Type" || key == "Revision") && p.d.Sets.Get(s.Name) != nil {
+		p.skip(n, text, key+" after the Header of set "+s.Name)
+		return
+	}
 	switch key {
 	case "Type":
 		typ, err := dpipset.ParseType(val)
@@ -626,6 +630,10 @@ func (p *parser) listLine(n int, text string) {
 		s.Revision = r
 		field()
 	case "Header":
+		if p.d.Sets.Get(s.Name) != nil {
+			p.skip(n, text, "second Header for set "+s.Name)
+			return
+		}
 		hs, err := parseCreate(s.Name, string(s.Type), fields(val))
 		if err != nil {
 			p.skip(n, text, err.Error())
