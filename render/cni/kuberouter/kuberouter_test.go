@@ -81,7 +81,9 @@ func TestSeedFacts(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("ip route (-want +got):\n%s", d)
 	}
-	got = lines(t, func(b *bytes.Buffer) error { return iproute.PrintRoutes(b, n.Net, iproute.Options{Table: "kube-router"}) })
+	got = lines(t, func(b *bytes.Buffer) error {
+		return iproute.PrintRoutes(b, n.Net, iproute.Options{Table: "kube-router"})
+	})
 	wantT := []string{"172.31.18.20 dev " + tun("172.31.18.20") + " scope link", "172.31.21.52 dev " + tun("172.31.21.52") + " scope link", "172.31.27.63 dev " + tun("172.31.27.63") + " scope link"}
 	if d := cmp.Diff(wantT, got); d != "" {
 		t.Errorf("ip route show table kube-router (-want +got):\n%s", d)
