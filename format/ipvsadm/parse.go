@@ -154,11 +154,11 @@ func (p *parser) timeoutLine(n int, text, t string) {
 		p.skip(n, text, "want \"Timeout (tcp tcpfin udp): TCP FIN UDP\"")
 		return
 	}
-	var v [3]int
+	var v [3]int64
 	for i, s := range f {
-		x, err := strconv.Atoi(s)
+		x, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || x < 0 {
-			p.skip(n, text, "timeout is not a number of seconds")
+			p.skip(n, text, "timeout is not a number of seconds (0..2147483647)")
 			return
 		}
 		v[i] = x
@@ -347,6 +347,11 @@ func applyOptions(s *ipvs.Service, f []string, save bool) error {
 }
 
 func setSchedFlags(s *ipvs.Service, list string) error {
+	if list == "" {
+		// ipvsadm prints "()" for sh/mh with only flag-3 set (print_sched_flags names
+		// nothing for them): the flag is not recoverable.
+		return nil
+	}
 	for _, fl := range strings.Split(list, ",") {
 		switch fl {
 		case "flag-1", "sh-fallback", "mh-fallback":

@@ -138,7 +138,7 @@ func WriteConns(w io.Writer, st *ipvs.State, persistent bool) error {
 // WriteTimeout writes `ipvsadm -Ln --timeout`.
 func WriteTimeout(w io.Writer, st *ipvs.State) error {
 	t := ipvs.DefaultTimeouts()
-	if st != nil && st.Timeouts != (ipvs.Timeouts{}) {
+	if st != nil {
 		t = st.Timeouts
 	}
 	_, err := fmt.Fprintf(w, "Timeout (tcp tcpfin udp): %d %d %d\n", int(t.TCP/time.Second), int(t.TCPFin/time.Second), int(t.UDP/time.Second))
