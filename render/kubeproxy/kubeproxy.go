@@ -347,7 +347,7 @@ func Endpoints(slices []*discoveryv1.EndpointSlice, ports []*ServicePort, fam Fa
 						e.NodeHints = append(e.NodeHints, n.Name)
 					}
 				}
-				e.String()
+				e.str = joinHostPort(e.IP, e.Port)
 				list = append(list, e)
 			}
 			lists[sp] = list
