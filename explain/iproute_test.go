@@ -104,6 +104,16 @@ func TestExplainIPRoute(t *testing.T) {
 			{KindServiceAddress, Refs{Service: "kube-system/kube-dns", Node: "node-a"}}, {KindAddressLifetime, Refs{}},
 			{KindLinkDevice, Refs{Pod: "default/nginx", Node: "node-a"}}, {KindLinkLayer, Refs{}}, {KindIPv6LinkLocal, Refs{Node: "node-a"}}, {KindAddressLifetime, Refs{}},
 		}},
+		{"iproute-kuberouter-rule.txt", kubeRouterCluster(), IPRule, []kindRef{
+			{KindRuleDefault, Refs{}}, {KindRuleOverlay, Refs{Node: "k1"}}, {KindRuleDefault, Refs{}}, {KindRuleDefault, Refs{}},
+		}},
+		{"iproute-calico-vxlan-neigh.txt", calicoCluster(), IPNeigh, []kindRef{
+			{KindNeighVTEP, Refs{Node: "node-b"}}, {KindNeighPod, Refs{Pod: "default/nginx", Node: "node-a"}},
+			{KindNeighNode, Refs{Node: "node-b"}}, {KindNeighGateway, Refs{}},
+		}},
+		{"bridge-fdb.txt", calicoCluster(), BridgeFDB, []kindRef{
+			{KindFDBVTEP, Refs{Node: "node-b"}}, {KindFDBKernel, Refs{}}, {KindFDBBridgePort, Refs{}}, {KindFDBBridgePort, Refs{}},
+		}},
 		{"crictl-ps.txt", calicoCluster(), Crictl, []kindRef{
 			{KindCRIHeader, Refs{}},
 			{KindCRIContainer, Refs{Pod: "default/nginx", Node: "node-a"}},
@@ -171,6 +181,8 @@ func TestNames(t *testing.T) {
 		{KubeRouterTunnelName(netip.MustParseAddr("192.168.1.102")), "tun-2368ad9b4a1"},
 		{kubeRouterTunnelNameV1(netip.MustParseAddr("10.0.0.1")), "tun-10001"},
 		{kubeRouterTunnelNameV1(netip.MustParseAddr("172.0.117.60")), "tun-172011760"},
+		{CalicoVTEPMAC("node1").String(), "66:f9:37:c3:7e:94"},
+		{CalicoVTEPMAC("ip-10-0-0-11").String(), "66:af:23:4e:91:de"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %s, want %s", tc.got, tc.want)
