@@ -133,3 +133,21 @@ func TestExplainIPVSAdmUnknown(t *testing.T) {
 		t.Errorf("garbage line record = %+v", recs[5])
 	}
 }
+
+func TestExplainConnections(t *testing.T) {
+	in := "IPVS connection entries\n" +
+		"pro expire state       source             virtual            destination\n" +
+		"TCP 14:58  ESTABLISHED 192.168.1.11:40000 10.96.100.7:80     10.244.1.20:8080\n" +
+		"TCP 179:59 NONE        10.244.2.20:0      10.96.100.7:80     10.244.1.20:8080\n"
+	recs, err := IPVSAdm("conns.txt", []byte(in), ipvsObjects())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs[2].Kind != KindIPVSConn || recs[2].Refs.Service != "shop/front" || recs[2].Refs.Pod != "shop/front-a" ||
+		!strings.Contains(recs[2].Meaning, "from node node-1") {
+		t.Errorf("connection record = %+v", recs[2])
+	}
+	if recs[3].Kind != KindIPVSTemplate || !strings.Contains(recs[3].Meaning, "pod shop/front-b") {
+		t.Errorf("template record = %+v", recs[3])
+	}
+}

@@ -318,3 +318,26 @@ func TestPresetClusterA(t *testing.T) {
 		}
 	}
 }
+
+func TestIPv6Names(t *testing.T) {
+	objs := cluster.Objects{Services: []*corev1.Service{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "v6"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "fd00::a", ClusterIPs: []string{"fd00::a"},
+			IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol}, Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}}}}}}
+	o := DefaultOptions("node-1", netip.MustParseAddr("fd00:1::11"))
+	o.Family = kubeproxy.IPv6
+	res, err := Render(objs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"KUBE-6-CLUSTER-IP", "KUBE-6-IPVS-IPS", "KUBE-6-LOAD-BALANCER-SOURCE-CID"} {
+		if res.IPSets.Get(name) == nil {
+			t.Errorf("no IPv6 set %s (names are KUBE-6-..., cut at 31 characters)", name)
+		}
+	}
+	if !strings.Contains(string(res.Restore), "-A KUBE-SERVICES -s ::1/128 -j RETURN\n") {
+		t.Error("IPv6 restore lacks the ::1/128 RETURN rule")
+	}
+	if fmt.Sprint(res.DummyAddrs) != "[fd00::a/128]" {
+		t.Errorf("kube-ipvs0 addresses %v, want [fd00::a/128]", res.DummyAddrs)
+	}
+}
