@@ -115,7 +115,7 @@ func (o Options) normalized() (Options, error) {
 		o.Version = kubeproxy.DefaultVersion
 	}
 	if !supportedVersion(o.Version) {
-		return o, fmt.Errorf("kube-proxy version %q is not modelled (knet follows 1.29 to 1.35 iptables mode, default %s)", o.Version, kubeproxy.DefaultVersion)
+		return o, fmt.Errorf("kube-proxy version %q is not modelled (knet follows the %s iptables mode)", o.Version, kubeproxy.DefaultVersion)
 	}
 	if o.LocalDetector.Mode == "" {
 		o.LocalDetector.Mode = kubeproxy.LocalNone
@@ -150,14 +150,16 @@ func (o Options) normalized() (Options, error) {
 	return o, nil
 }
 
-// supportedVersion accepts "1.29".."1.35" with optional "v" and patch ("v1.35.2").
+// supportedVersion accepts the modelled release line, 1.35, with optional "v" and patch
+// ("v1.35.2"). Other releases differ in details knet does not model yet (for example when the
+// nfacct counters and KUBE-PROXY-FIREWALL appeared), so they are refused rather than guessed.
 func supportedVersion(v string) bool {
 	v = strings.TrimPrefix(v, "v")
 	parts := strings.Split(v, ".")
 	if len(parts) < 2 || parts[0] != "1" {
 		return false
 	}
-	return slices.Contains([]string{"29", "30", "31", "32", "33", "34", "35"}, parts[1])
+	return slices.Contains([]string{"35"}, parts[1])
 }
 
 // nodeIP is kube-proxy's primary node IP of the family.
