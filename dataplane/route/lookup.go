@@ -153,6 +153,11 @@ type Result struct {
 	Src netip.Addr
 	// Onlink is set when the gateway is taken as on-link without resolution.
 	Onlink bool
+	// NextHops are all paths of a multipath route; Dev/Gateway are the first. The kernel
+	// picks one per flow by hashing it with a per-boot key (fib_select_multipath), so which
+	// one a given flow takes cannot be predicted; each is taken with probability
+	// weight/sum(weights).
+	NextHops []NextHop
 }
 
 // Direct reports whether the destination is on-link (no gateway).
@@ -162,8 +167,9 @@ func (r *Result) Direct() bool { return !r.Gateway.IsValid() }
 // priority order (selectors from/to/fwmark/iif/oif, `not`), the rule's table by longest
 // prefix match then lowest metric then insertion order, honouring an OIF binding; `throw`
 // routes and empty tables continue with the next rule; blackhole yields a Result of Type
-// blackhole; unreachable and prohibit routes or rules return a *LookupError. Multipath
-// routes take the first live next hop (the kernel hashes the flow; see Result.Route for all).
+// blackhole; unreachable and prohibit routes or rules return a *LookupError. For a multipath
+// route Dev/Gateway are the first next hop and Result.NextHops lists them all (the kernel
+// hashes the flow with a per-boot key to choose).
 // Equivalent to: `ip route get DST [from SRC] [iif I] [oif O] [mark M]`
 func (s *Stack) Lookup(dst netip.Addr, o LookupOptions) (*Result, error) {
 	if !dst.IsValid() {
@@ -281,6 +287,7 @@ func (s *Stack) result(r *Route, dst netip.Addr) *Result {
 	if len(r.MultiPath) > 0 {
 		h := r.MultiPath[0]
 		res.Dev, res.Gateway, res.Onlink = h.Dev, h.Gw, h.Flags&FlagOnlink != 0
+		res.NextHops = r.MultiPath
 	}
 	switch {
 	case r.Src.IsValid():

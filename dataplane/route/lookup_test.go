@@ -274,3 +274,24 @@ func BenchmarkLookup1000Nodes(b *testing.B) {
 		}
 	}
 }
+
+func TestLookupMultipath(t *testing.T) {
+	s := calicoNode(t)
+	hops := []NextHop{{Gw: ip("172.31.1.2"), Dev: "eth0", Weight: 1}, {Gw: ip("172.31.1.3"), Dev: "eth0", Weight: 2}}
+	if err := s.RouteAdd(&Route{Dst: pfx("10.12.0.0/16"), MultiPath: hops}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Lookup(ip("10.12.3.4"), LookupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dev != "eth0" || res.Gateway != ip("172.31.1.2") || res.Src != ip("172.31.1.1") {
+		t.Errorf("first hop = %s via %s src %s", res.Dev, res.Gateway, res.Src)
+	}
+	if diff := cmp.Diff(hops, res.NextHops, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("next hops (-want +got):\n%s", diff)
+	}
+	if err := s.RouteAdd(&Route{Dst: pfx("10.13.0.0/16"), MultiPath: []NextHop{{Gw: ip("8.8.8.8"), Dev: "eth0"}}}); err == nil {
+		t.Error("multipath next hop through a non-connected gateway: want an error")
+	}
+}
