@@ -93,12 +93,12 @@ type Assumed struct {
 	Reason string `json:"reason"`
 }
 
-func newResult(n *Node, req Request, flows []*flow) *Result {
+func newResult(n *Node, req Request, flows []*flow, paths bool) *Result {
 	name := n.Name
 	if name == "" {
 		name = "node"
 	}
-	res := &Result{DNAT: []DNAT{}, Path: []Hop{}, Packet: PacketInfo{Proto: req.Proto, Src: netip.AddrPortFrom(req.Src, req.SPort).String(), Dst: netip.AddrPortFrom(req.Dst, req.DPort).String(), InIface: req.InIface}}
+	res := &Result{DNAT: []DNAT{}, Packet: PacketInfo{Proto: req.Proto, Src: netip.AddrPortFrom(req.Src, req.SPort).String(), Dst: netip.AddrPortFrom(req.Dst, req.DPort).String(), InIface: req.InIface}}
 	if len(flows) > 0 {
 		res.Origin = flows[0].origin
 	}
@@ -118,7 +118,7 @@ func newResult(n *Node, req Request, flows []*flow) *Result {
 		default:
 			br.Verdict, br.DecidedBy = netfilter.DecisionAccept, netfilter.DecidedByPolicy
 		}
-		if b.Packet.Mark != 0 {
+		if paths && b.Packet.Mark != 0 {
 			br.Marks = fmt.Sprintf("0x%x", b.Packet.Mark)
 		}
 		if d := b.DNATs(); len(d) > 0 {
@@ -130,7 +130,9 @@ func newResult(n *Node, req Request, flows []*flow) *Result {
 				res.DNAT = append(res.DNAT, DNAT{To: br.DNAT, Probability: netfilter.Probability(b.Probability)})
 			}
 		}
-		br.Path = hops(n, name, f)
+		if paths {
+			br.Path = hops(n, name, f)
+		}
 		if _, ok := byVerdict[br.Verdict]; !ok {
 			order = append(order, br.Verdict)
 		}
@@ -164,6 +166,9 @@ func newResult(n *Node, req Request, flows []*flow) *Result {
 			}
 		}
 	}
+	if paths && res.Path == nil {
+		res.Path = []Hop{}
+	}
 	res.Masquerade = anyMasq
 	res.MasqueradeVaries = anyMasq && !allMasq
 	if len(res.Branches) == 1 {
@@ -173,9 +178,10 @@ func newResult(n *Node, req Request, flows []*flow) *Result {
 }
 
 func hops(n *Node, name string, f *flow) []Hop {
-	out := []Hop{}
+	steps := f.b.Steps()
+	out := make([]Hop, 0, len(steps)+len(f.routes))
 	ri := 0
-	for i, s := range f.b.Path {
+	for i, s := range steps {
 		for ri < len(f.routes) && f.routes[ri].after <= i {
 			out = append(out, f.routes[ri].hop)
 			ri++
@@ -200,6 +206,18 @@ func hops(n *Node, name string, f *flow) []Hop {
 }
 
 func ruleText(n *Node, chain string, r *netfilter.Rule) string {
+	if n.texts != nil {
+		if s, ok := n.texts.Load(r); ok {
+			return s.(string)
+		}
+		s := formatRule(n, chain, r)
+		n.texts.Store(r, s)
+		return s
+	}
+	return formatRule(n, chain, r)
+}
+
+func formatRule(n *Node, chain string, r *netfilter.Rule) string {
 	if n.FormatRule != nil {
 		return n.FormatRule(chain, r)
 	}

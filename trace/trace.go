@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/knet-dev/knet/dataplane/netfilter"
 	"github.com/knet-dev/knet/dataplane/route"
@@ -78,12 +79,15 @@ type Node struct {
 	// FormatRule prints a rule for the path ("-A CHAIN ..."); nil uses the rule's source
 	// text (Rule.Text).
 	FormatRule func(chain string, r *netfilter.Rule) string
+
+	// texts caches the printed rules (*netfilter.Rule -> string); nil disables the cache.
+	texts *sync.Map
 }
 
 // NewNode compiles the rulesets (either may be nil) into a Node. It fails like
 // iptables-restore on a jump loop or a jump to a missing chain.
 func NewNode(name string, v4, v6 *netfilter.Ruleset, local *netfilter.LocalAddrs) (*Node, error) {
-	n := &Node{Name: name, Local: local}
+	n := &Node{Name: name, Local: local, texts: &sync.Map{}}
 	var err error
 	if v4 != nil {
 		if n.IPv4, err = netfilter.NewEvaluator(v4); err != nil {
@@ -126,8 +130,15 @@ func LocalAddrsFromStack(s *route.Stack) *netfilter.LocalAddrs {
 	return l
 }
 
-// Trace runs req through n and returns every possible outcome.
-func Trace(n *Node, req Request) (*Result, error) {
+// Trace runs req through n and returns every possible outcome with its path.
+func Trace(n *Node, req Request) (*Result, error) { return run(n, req, true) }
+
+// TraceBrief is Trace without the paths (Result.Path and each branch's Path are nil): the
+// verdicts, DNAT destinations with probabilities and masquerading only. It is what bulk
+// checks (every Service of a node) need, and several times cheaper.
+func TraceBrief(n *Node, req Request) (*Result, error) { return run(n, req, false) }
+
+func run(n *Node, req Request, paths bool) (*Result, error) {
 	if !req.Src.IsValid() || !req.Dst.IsValid() {
 		return nil, errors.New("trace: source and destination addresses are required")
 	}
@@ -160,8 +171,8 @@ func Trace(n *Node, req Request) (*Result, error) {
 		local = netfilter.NewLocalAddrs()
 	}
 	env := netfilter.NewEnv(local)
-	env.Sets, env.Recent = n.Sets, n.Recent
-	t := &tracer{n: n, ev: ev, env: env}
+	env.Sets, env.Recent, env.NoSteps = n.Sets, n.Recent, !paths
+	t := &tracer{n: n, ev: ev, env: env, paths: paths}
 	pkt := netfilter.Packet{Src: src, Dst: dst, Proto: string(req.Proto), SPort: req.SPort, DPort: req.DPort, Mark: req.Mark}
 	start := netfilter.NewBranch(pkt, env)
 	var out []*flow
@@ -173,7 +184,7 @@ func Trace(n *Node, req Request) (*Result, error) {
 		start.Packet.InIface = req.InIface
 		t.prerouting(&flow{b: start, origin: "network"}, func(f *flow) { out = append(out, f) })
 	}
-	return newResult(n, req, out), nil
+	return newResult(n, req, out, paths), nil
 }
 
 func familyWord(a netip.Addr) string {
@@ -199,13 +210,25 @@ type routeHop struct {
 }
 
 type tracer struct {
-	n   *Node
-	ev  *netfilter.Evaluator
-	env *netfilter.Env
+	n     *Node
+	ev    *netfilter.Evaluator
+	env   *netfilter.Env
+	paths bool
+}
+
+func (t *tracer) addRoute(f *flow, h func() Hop) {
+	if t.paths {
+		f.routes = append(f.routes, routeHop{after: f.b.StepCount(), hop: h()})
+	}
 }
 
 func (t *tracer) hook(h netfilter.Hook, f *flow, next func(*flow)) {
-	for _, b := range t.ev.Hook(h, t.env, []*netfilter.Branch{f.b}) {
+	out := t.ev.HookOne(h, t.env, f.b)
+	if len(out) == 1 && out[0] == f.b {
+		next(f) // no fork: keep the flow
+		return
+	}
+	for _, b := range out {
 		next(&flow{b: b, origin: f.origin, routes: f.routes[:len(f.routes):len(f.routes)], delivered: f.delivered})
 	}
 }
@@ -224,27 +247,29 @@ func (t *tracer) route(f *flow, input bool) (local bool, dev string, err error) 
 		}
 		res, lerr := t.n.Net.Lookup(p.Dst, o)
 		if lerr != nil {
-			f.routes = append(f.routes, routeHop{after: len(f.b.Path), hop: Hop{Node: name, Route: lerr.Error()}})
+			t.addRoute(f, func() Hop { return Hop{Node: name, Route: lerr.Error()} })
 			return false, "", lerr
 		}
-		desc := fmt.Sprintf("%s %s", res.Type, p.Dst)
-		if res.Route != nil && res.Route.Dst.IsValid() {
-			desc = fmt.Sprintf("%s %s", res.Type, res.Route.Dst)
-		}
-		if res.Gateway.IsValid() {
-			desc += " via " + res.Gateway.String()
-		}
-		f.routes = append(f.routes, routeHop{after: len(f.b.Path), hop: Hop{Node: name, Route: desc, Dev: res.Dev}})
+		t.addRoute(f, func() Hop {
+			desc := fmt.Sprintf("%s %s", res.Type, p.Dst)
+			if res.Route != nil && res.Route.Dst.IsValid() {
+				desc = fmt.Sprintf("%s %s", res.Type, res.Route.Dst)
+			}
+			if res.Gateway.IsValid() {
+				desc += " via " + res.Gateway.String()
+			}
+			return Hop{Node: name, Route: desc, Dev: res.Dev}
+		})
 		if res.Type == route.TypeBlackhole {
 			return false, "", fmt.Errorf("route to %s: blackhole", p.Dst)
 		}
 		return res.Type == route.TypeLocal, res.Dev, nil
 	}
 	if t.env.Local.IsLocal(p.Dst) {
-		f.routes = append(f.routes, routeHop{after: len(f.b.Path), hop: Hop{Node: name, Route: "local " + p.Dst.String(), Dev: "lo"}})
+		t.addRoute(f, func() Hop { return Hop{Node: name, Route: "local " + p.Dst.String(), Dev: "lo"} })
 		return true, "lo", nil
 	}
-	f.routes = append(f.routes, routeHop{after: len(f.b.Path), hop: Hop{Node: name, Route: p.Dst.String() + " (not local: forwarded)"}})
+	t.addRoute(f, func() Hop { return Hop{Node: name, Route: p.Dst.String() + " (not local: forwarded)"} })
 	return false, "", nil
 }
 

@@ -233,6 +233,9 @@ type Env struct {
 	// AssumeUnknown is the value assumed for a match the model cannot evaluate
 	// (reported in Branch.Assumed). The zero Env assumes false; NewEnv sets true.
 	AssumeUnknown bool
+	// NoSteps turns off recording the steps of each branch (Branch.Steps is then empty),
+	// for bulk checks that only need verdicts, translations and events.
+	NoSteps bool
 }
 
 // NewEnv returns an Env with the given local addresses that assumes unknown matches true.
@@ -285,7 +288,9 @@ type Event struct {
 	// To is the translated address for DNAT/SNAT/REDIRECT (port 0 when unchanged... never:
 	// the port of the packet after the translation).
 	To netip.AddrPort
-	// Detail says more in words (the new mark, the log prefix, the target name...).
+	// Mark and ConnMark are the packet and connection marks after a MARK/CONNMARK target.
+	Mark, ConnMark uint32
+	// Detail says more in words (the log target, a NAT range, ...).
 	Detail string
 }
 
@@ -312,11 +317,15 @@ type Branch struct {
 	// FilterVerdict/FilterDecidedBy are those of the last filter table traversed.
 	FilterVerdict   Decision
 	FilterDecidedBy DecidedBy
-	Path            []Step
-	Events          []Event
-	Assumed         []Assumption
-	Recent          RecentState
-	recentOwned     bool
+	// path is the branch's steps as a persistent list (forks share their prefix), nodes
+	// allocated from an arena shared by every branch of one trace; see Steps.
+	path        *pathNode
+	pathLen     int
+	arena       *stepArena
+	Events      []Event
+	Assumed     []Assumption
+	Recent      RecentState
+	recentOwned bool
 }
 
 // Done reports whether the branch was dropped, rejected or queued.
@@ -348,7 +357,6 @@ func (b *Branch) DNATs() []netip.AddrPort {
 func (b *Branch) fork(p float64) *Branch {
 	nb := *b
 	nb.Probability = p
-	nb.Path = b.Path[:len(b.Path):len(b.Path)]
 	nb.Events = b.Events[:len(b.Events):len(b.Events)]
 	nb.Assumed = b.Assumed[:len(b.Assumed):len(b.Assumed)]
 	nb.recentOwned = false
@@ -362,8 +370,47 @@ func NewBranch(p Packet, env *Env) *Branch {
 	if env != nil {
 		r = env.Recent
 	}
-	return &Branch{Probability: 1, Packet: p, Recent: r, Path: make([]Step, 0, 24)}
+	return &Branch{Probability: 1, Packet: p, Recent: r, arena: &stepArena{}}
 }
+
+type pathNode struct {
+	Step
+	prev *pathNode
+}
+
+// stepArena hands out path nodes in chunks, so a trace with many branches and steps does a
+// handful of allocations.
+type stepArena struct{ buf []pathNode }
+
+func (a *stepArena) add(s Step, prev *pathNode) *pathNode {
+	if len(a.buf) == cap(a.buf) {
+		a.buf = make([]pathNode, 0, 64)
+	}
+	a.buf = append(a.buf, pathNode{Step: s, prev: prev})
+	return &a.buf[len(a.buf)-1]
+}
+
+func (b *Branch) addStep(s Step) {
+	if b.arena == nil {
+		b.arena = &stepArena{}
+	}
+	b.path = b.arena.add(s, b.path)
+	b.pathLen++
+}
+
+// Steps returns the rules (and policies) the branch went through, in order.
+func (b *Branch) Steps() []Step {
+	out := make([]Step, b.pathLen)
+	i := b.pathLen
+	for n := b.path; n != nil; n = n.prev {
+		i--
+		out[i] = n.Step
+	}
+	return out
+}
+
+// StepCount returns the number of steps so far (len(Steps()) without building them).
+func (b *Branch) StepCount() int { return b.pathLen }
 
 // Evaluator evaluates packets against one Ruleset. It is built once (NewEvaluator checks the
 // jump graph, as the kernel does at load time) and is safe for concurrent use. Changing the
@@ -424,6 +471,9 @@ type evRule struct {
 	random float64
 	nth    bool
 	target Target
+	// proto is the -p protocol number when protoKnown.
+	proto      uint8
+	protoKnown bool
 }
 
 // LoopError is returned for a ruleset whose jumps form a cycle; the kernel refuses to load
@@ -446,7 +496,9 @@ func (e *LoopError) Is(target error) bool { return target == ErrLoop }
 // NewEvaluator compiles rs for evaluation with linear (in-order) rule scanning. It fails if a
 // rule jumps to a chain that does not exist or the jumps form a loop, as iptables-restore
 // would.
-func NewEvaluator(rs *Ruleset) (*Evaluator, error) {
+func NewEvaluator(rs *Ruleset) (*Evaluator, error) { return newEvaluator(rs, indexMinRules) }
+
+func newEvaluator(rs *Ruleset, minIndex int) (*Evaluator, error) {
 	if rs == nil {
 		return nil, errors.New("netfilter: nil ruleset")
 	}
@@ -472,7 +524,7 @@ func NewEvaluator(rs *Ruleset) (*Evaluator, error) {
 			return nil, err
 		}
 		for _, c := range et.chains {
-			c.idx = buildIndex(c)
+			c.idx = buildIndex(c, minIndex)
 		}
 		ev.tables[t.Name] = et
 	}
@@ -488,6 +540,9 @@ func lineSuffix(l int) string {
 
 func compileRule(t *evTable, r *Rule) (evRule, error) {
 	er := evRule{r: r, random: 1, target: r.Target}
+	if r.Proto.IsSet() {
+		er.proto, er.protoKnown = r.Proto.Number()
+	}
 	for _, m := range r.Matches {
 		if s, ok := m.(*Statistic); ok {
 			var p float64
@@ -583,6 +638,7 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 		}
 		x := run{ev: ev, env: env, hook: h, table: tn, out: make([]*Branch, 0, len(cur))}
 		for _, b := range cur {
+			x.pnum, x.pok = ProtoNumber(b.Packet.Proto)
 			if b.Done() || (tn == NAT && natSkipped(h, &b.Packet)) {
 				x.out = append(x.out, b)
 				continue
@@ -620,6 +676,12 @@ func hookTableArray(h Hook) ([5]TableName, int) {
 	return [5]TableName{}, 0
 }
 
+// HookOne is Hook for one branch.
+func (ev *Evaluator) HookOne(h Hook, env *Env, b *Branch) []*Branch {
+	in := [1]*Branch{b}
+	return ev.Hook(h, env, in[:])
+}
+
 // Eval is Hook for a single packet starting a trace.
 func (ev *Evaluator) Eval(h Hook, env *Env, p Packet) []*Branch {
 	return ev.Hook(h, env, []*Branch{NewBranch(p, env)})
@@ -649,6 +711,9 @@ type run struct {
 	table TableName
 	// out collects the branches that finished the table, in order.
 	out []*Branch
+	// pnum is the packet's protocol number (pok: known); the protocol never changes.
+	pnum uint8
+	pok  bool
 }
 
 // maxDepth bounds the jump stack as the kernel's per-cpu jumpstack does (the loop check at
@@ -656,7 +721,10 @@ type run struct {
 const maxDepth = 1024
 
 func (x *run) step(c *evChain, r *evRule, b *Branch, prob float64, negated bool) {
-	b.Path = append(b.Path, Step{Hook: x.hook, Table: x.table, Chain: c.name, Num: r.num, Rule: r.r, Probability: prob, Negated: negated})
+	if x.env.NoSteps {
+		return
+	}
+	b.addStep(Step{Hook: x.hook, Table: x.table, Chain: c.name, Num: r.num, Rule: r.r, Probability: prob, Negated: negated})
 }
 
 // chain evaluates from rule i of c with the given return stack, emitting each finished
@@ -668,7 +736,7 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch) {
 	}
 	for {
 		if x.ev.indexed && c.idx != nil {
-			i = c.idx.next(i, &b.Packet, len(c.rules))
+			i = c.idx.next(i, &b.Packet, x.pnum, len(c.rules))
 		}
 		if i >= len(c.rules) {
 			if c.builtin || stack == nil {
@@ -729,7 +797,9 @@ func (x *run) policy(c *evChain, b *Branch) {
 	if pol == PolicyNone || pol == "" {
 		pol = PolicyAccept
 	}
-	b.Path = append(b.Path, Step{Hook: x.hook, Table: x.table, Chain: c.name, Policy: pol, Probability: 1})
+	if !x.env.NoSteps {
+		b.addStep(Step{Hook: x.hook, Table: x.table, Chain: c.name, Policy: pol, Probability: 1})
+	}
 	x.decide(b, Decision(pol), DecidedByPolicy)
 }
 
@@ -821,12 +891,12 @@ func (x *run) apply(c *evChain, i int, stack *frame, depth int, r *evRule, b *Br
 	case tMark:
 		m := r.target.(*MarkTarget)
 		b.Packet.Mark = (b.Packet.Mark &^ m.Mask) ^ m.Value
-		x.event(b, c, r, EventMark, netip.AddrPort{}, fmt.Sprintf("mark 0x%x", b.Packet.Mark))
+		x.event(b, c, r, EventMark, netip.AddrPort{}, "")
 		return true, c, i + 1, stack
 	case tConnmark:
 		m := r.target.(*ConnmarkTarget)
 		b.Packet.Mark, b.Packet.ConnMark = connmark(m, b.Packet.Mark, b.Packet.ConnMark)
-		x.event(b, c, r, EventConnmark, netip.AddrPort{}, fmt.Sprintf("mark 0x%x ctmark 0x%x", b.Packet.Mark, b.Packet.ConnMark))
+		x.event(b, c, r, EventConnmark, netip.AddrPort{}, "")
 		return true, c, i + 1, stack
 	case tLog:
 		x.event(b, c, r, EventLog, netip.AddrPort{}, r.target.TargetName())
@@ -871,7 +941,10 @@ func (x *run) redirectAddr(b *Branch) netip.Addr {
 }
 
 func (x *run) event(b *Branch, c *evChain, r *evRule, k EventKind, to netip.AddrPort, detail string) {
-	b.Events = append(b.Events, Event{Kind: k, Hook: x.hook, Table: x.table, Chain: c.name, Num: r.num, To: to, Detail: detail})
+	if b.Events == nil {
+		b.Events = make([]Event, 0, 4)
+	}
+	b.Events = append(b.Events, Event{Kind: k, Hook: x.hook, Table: x.table, Chain: c.name, Num: r.num, To: to, Mark: b.Packet.Mark, ConnMark: b.Packet.ConnMark, Detail: detail})
 }
 
 func (x *run) assume(b *Branch, c *evChain, r *evRule, match, reason string) bool {
@@ -910,13 +983,11 @@ func (x *run) matches(c *evChain, r *evRule, b *Branch) bool {
 		return false
 	}
 	if rule.Proto.IsSet() {
-		n, ok := rule.Proto.Number()
-		pn, pok := ProtoNumber(p.Proto)
-		if !ok || !pok {
+		if !r.protoKnown || !x.pok {
 			if !x.assume(b, c, r, "-p "+rule.Proto.Name, "unknown protocol") {
 				return false
 			}
-		} else if (n == pn) == rule.Proto.Invert {
+		} else if (r.proto == x.pnum) == rule.Proto.Invert {
 			return false
 		}
 	}

@@ -15,8 +15,9 @@ import (
 // evaluated, in order, so the result is the same as the in-order scan (the differential test
 // in index_test.go checks this on random rulesets).
 
-// indexMinRules is the chain length from which a chain gets an index.
-const indexMinRules = 8
+// indexMinRules is the chain length from which a chain gets an index: below it the
+// in-order scan is as fast as the lookups.
+const indexMinRules = 32
 
 type ikey struct {
 	dst   netip.Addr // invalid: any
@@ -71,8 +72,8 @@ func ruleKey(r *Rule) (ikey, bool) {
 	return ikey{}, false
 }
 
-func buildIndex(c *evChain) *chainIndex {
-	if len(c.rules) < indexMinRules {
+func buildIndex(c *evChain, min int) *chainIndex {
+	if len(c.rules) < min {
 		return nil
 	}
 	ci := &chainIndex{keyed: map[ikey][]int{}}
@@ -96,13 +97,12 @@ func firstAtOrAfter(l []int, i, end int) int {
 }
 
 // next returns the first rule index >= i that could match p (len(rules) when none).
-func (ci *chainIndex) next(i int, p *Packet, n int) int {
+func (ci *chainIndex) next(i int, p *Packet, proto uint8, n int) int {
 	best := firstAtOrAfter(ci.generic, i, n)
 	if best == i {
 		return i
 	}
 	dst := p.Dst.Unmap()
-	proto, _ := ProtoNumber(p.Proto)
 	keys := [4]ikey{
 		{dst: dst, proto: proto, dport: p.DPort},
 		{dst: dst, proto: proto},

@@ -10,6 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
+// testIndexMin indexes chains from 8 rules so that small random chains are indexed.
+const testIndexMin = 8
+
 // randomRuleset builds a ruleset whose chains are long enough to be indexed, drawing
 // addresses, protocols and ports from small pools so that keyed rules collide with packets.
 // User chains only jump to higher-numbered chains (no loops).
@@ -25,9 +28,9 @@ func randomRuleset(r *rand.Rand) *Ruleset {
 			tb.EnsureChain(fmt.Sprintf("U%d", u))
 		}
 		for ci, c := range tb.Chains {
-			n := indexMinRules + r.IntN(20)
+			n := testIndexMin + r.IntN(20)
 			if !c.Builtin {
-				n = r.IntN(2 * indexMinRules)
+				n = r.IntN(2 * testIndexMin)
 			}
 			if c.Builtin && r.IntN(3) == 0 {
 				c.Policy = PolicyDrop
@@ -119,7 +122,7 @@ func TestIndexMatchesLinear(t *testing.T) {
 	indexedChains := 0
 	for round := 0; round < 100; round++ {
 		rs := randomRuleset(r)
-		lin, err := NewEvaluator(rs)
+		lin, err := newEvaluator(rs, testIndexMin)
 		if err != nil {
 			t.Fatalf("round %d: NewEvaluator: %v", round, err)
 		}
@@ -165,7 +168,7 @@ func summarize(bs []*Branch) []branchSummary {
 	out := make([]branchSummary, 0, len(bs))
 	for _, b := range bs {
 		s := branchSummary{P: b.Probability, Verdict: b.Verdict, By: b.DecidedBy, FVerdict: b.FilterVerdict, FBy: b.FilterDecidedBy, Packet: b.Packet, Events: b.Events, Assumed: b.Assumed}
-		for _, st := range b.Path {
+		for _, st := range b.Steps() {
 			s.Path = append(s.Path, fmt.Sprintf("%s/%s/%s/%d/%s/%v/%v/%p", st.Hook, st.Table, st.Chain, st.Num, st.Policy, st.Probability, st.Negated, st.Rule))
 		}
 		out = append(out, s)
