@@ -14,8 +14,8 @@ type SequenceCase struct {
 	Scheduler Scheduler `json:"scheduler"`
 	Flags     Flags     `json:"flags,omitempty"`
 	// Timeout is the persistence timeout in seconds (with FlagPersistent).
-	Timeout uint32 `json:"timeout,omitempty"`
-	Service string `json:"service"` // "10.96.0.10:80"
+	Timeout uint32   `json:"timeout,omitempty"`
+	Service string   `json:"service"` // "10.96.0.10:80"
 	Proto   Protocol `json:"proto"`
 	// Dests are "IP:PORT" with weights, added in this order (the kernel list is the reverse).
 	Dests []SequenceDest `json:"dests"`
