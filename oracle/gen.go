@@ -37,6 +37,10 @@ type GenOptions struct {
 	// NoZeroOrForeignNodePortCIDRs leaves out nodePortAddresses 0.0.0.0/0 and lists
 	// without a CIDR of the proxier's family.
 	NoZeroOrForeignNodePortCIDRs bool
+	// OnlyVisibleSliceChanges makes every EndpointSlice carry all of its Service's ports
+	// and at least one endpoint, so that adding, removing or replacing one always changes
+	// the endpoints kube-proxy derives.
+	OnlyVisibleSliceChanges bool
 }
 
 // NewScenario returns scenario seed: a configuration and syncs states.
@@ -296,7 +300,7 @@ func (g *Generator) slice(svc *corev1.Service, idx, neps int) *discoveryv1.Endpo
 		AddressType: discoveryv1.AddressTypeIPv4,
 	}
 	for _, sp := range svc.Spec.Ports {
-		if g.chance(0.05) {
+		if g.chance(0.05) && !g.opts.OnlyVisibleSliceChanges {
 			continue // a port the slice does not carry
 		}
 		name, proto := sp.Name, sp.Protocol
@@ -373,7 +377,11 @@ func (g *Generator) mutate(st State) State {
 				old := next.EndpointSlices[i]
 				for _, svc := range next.Services {
 					if svc.Namespace == old.Namespace && svc.Name == old.Labels[discoveryv1.LabelServiceName] && svc.Spec.Type != corev1.ServiceTypeExternalName {
-						ns := g.slice(svc, 0, g.pick(5))
+						n := g.pick(5)
+						if g.opts.OnlyVisibleSliceChanges {
+							n++
+						}
+						ns := g.slice(svc, 0, n)
 						ns.Name = old.Name
 						next.EndpointSlices[i] = ns
 						break

@@ -12,7 +12,7 @@ import (
 )
 
 func genOpts() GenOptions {
-	return GenOptions{NoZeroOrForeignNodePortCIDRs: *knownFlag}
+	return GenOptions{NoZeroOrForeignNodePortCIDRs: *knownFlag, OnlyVisibleSliceChanges: *knownFlag}
 }
 
 func dump(sc Scenario, sync int, files map[string][]byte) {
