@@ -322,10 +322,14 @@ type Branch struct {
 	path        *pathNode
 	pathLen     int
 	arena       *stepArena
+	// Events are what the targets did (empty when Env.NoSteps); Masqueraded and FirstDNAT
+	// are kept either way.
 	Events      []Event
 	Assumed     []Assumption
 	Recent      RecentState
 	recentOwned bool
+	masq        bool
+	firstDNAT   netip.AddrPort
 }
 
 // Done reports whether the branch was dropped, rejected or queued.
@@ -334,14 +338,11 @@ func (b *Branch) Done() bool {
 }
 
 // Masqueraded reports whether a MASQUERADE or SNAT target fired on the branch.
-func (b *Branch) Masqueraded() bool {
-	for _, e := range b.Events {
-		if e.Kind == EventMasquerade || e.Kind == EventSNAT {
-			return true
-		}
-	}
-	return false
-}
+func (b *Branch) Masqueraded() bool { return b.masq }
+
+// FirstDNAT returns the destination of the branch's first DNAT or REDIRECT, and whether
+// there was one (a connection is destination-translated at most once).
+func (b *Branch) FirstDNAT() (netip.AddrPort, bool) { return b.firstDNAT, b.firstDNAT.IsValid() }
 
 // DNATs returns the DNAT/REDIRECT destinations of the branch in order.
 func (b *Branch) DNATs() []netip.AddrPort {
@@ -418,6 +419,9 @@ func (b *Branch) StepCount() int { return b.pathLen }
 type Evaluator struct {
 	family Family
 	tables map[TableName]*evTable
+	// hooks[h][k] is the builtin chain of the k-th table at hook h (nil when absent), in
+	// kernel priority order, resolved once.
+	hooks [5][5]*evChain
 	// indexed says chain dispatch indexes are used (see index.go).
 	indexed bool
 }
@@ -528,6 +532,14 @@ func newEvaluator(rs *Ruleset, minIndex int) (*Evaluator, error) {
 		}
 		ev.tables[t.Name] = et
 	}
+	for hi, h := range Hooks() {
+		tables, nt := hookTableArray(h)
+		for k, tn := range tables[:nt] {
+			if t := ev.tables[tn]; t != nil {
+				ev.hooks[hi][k] = t.chains[string(h)]
+			}
+		}
+	}
 	return ev, nil
 }
 
@@ -627,22 +639,23 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 	}
 	cur := in
 	tables, nt := hookTableArray(h)
-	for _, tn := range tables[:nt] {
-		t := ev.tables[tn]
-		if t == nil {
-			continue
-		}
-		c := t.chains[string(h)]
+	hi := hookIndex(h)
+	if hi < 0 || len(in) == 0 {
+		return in
+	}
+	var spare []*Branch
+	for k, tn := range tables[:nt] {
+		c := ev.hooks[hi][k]
 		if c == nil {
 			continue
 		}
-		x := run{ev: ev, env: env, hook: h, table: tn, out: make([]*Branch, 0, len(cur))}
+		x := run{ev: ev, env: env, hook: h, table: tn, out: spare[:0]}
 		for _, b := range cur {
-			x.pnum, x.pok = ProtoNumber(b.Packet.Proto)
 			if b.Done() || (tn == NAT && natSkipped(h, &b.Packet)) {
 				x.out = append(x.out, b)
 				continue
 			}
+			x.pnum, x.pok = ProtoNumber(b.Packet.Proto)
 			x.chain(c, 0, nil, b)
 		}
 		if tn == NAT {
@@ -654,9 +667,28 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 				}
 			}
 		}
+		if &cur[0] != &in[0] {
+			spare = cur // reuse the previous table's slice
+		}
 		cur = x.out
 	}
 	return cur
+}
+
+func hookIndex(h Hook) int {
+	switch h {
+	case Prerouting:
+		return 0
+	case Input:
+		return 1
+	case Forward:
+		return 2
+	case Output:
+		return 3
+	case Postrouting:
+		return 4
+	}
+	return -1
 }
 
 // hookTableArray is HookTables without an allocation.
@@ -941,8 +973,16 @@ func (x *run) redirectAddr(b *Branch) netip.Addr {
 }
 
 func (x *run) event(b *Branch, c *evChain, r *evRule, k EventKind, to netip.AddrPort, detail string) {
-	if b.Events == nil {
-		b.Events = make([]Event, 0, 4)
+	switch k {
+	case EventMasquerade, EventSNAT:
+		b.masq = true
+	case EventDNAT, EventRedirect:
+		if !b.firstDNAT.IsValid() {
+			b.firstDNAT = to
+		}
+	}
+	if x.env.NoSteps {
+		return
 	}
 	b.Events = append(b.Events, Event{Kind: k, Hook: x.hook, Table: x.table, Chain: c.name, Num: r.num, To: to, Mark: b.Packet.Mark, ConnMark: b.Packet.ConnMark, Detail: detail})
 }
@@ -1167,7 +1207,9 @@ func (x *run) recent(b *Branch, c *evChain, r *evRule, m *Recent) bool {
 	switch m.Command {
 	case RecentSet:
 		x.recentWrite(b, name, addr, true)
-		b.Events = append(b.Events, Event{Kind: EventRecentSet, Hook: x.hook, Table: x.table, Chain: c.name, Num: r.num, Detail: "--set " + name + " " + addr.String()})
+		if !x.env.NoSteps {
+			b.Events = append(b.Events, Event{Kind: EventRecentSet, Hook: x.hook, Table: x.table, Chain: c.name, Num: r.num, Detail: "--set " + name + " " + addr.String()})
+		}
 		return !m.Invert
 	case RecentUpdate:
 		if found {

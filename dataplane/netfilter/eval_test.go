@@ -81,8 +81,8 @@ func outcomes(bs []*Branch) []outcome {
 	var out []outcome
 	for _, b := range bs {
 		o := outcome{P: Probability(b.Probability), Verdict: b.Verdict, By: b.DecidedBy, Mark: b.Packet.Mark}
-		if d := b.DNATs(); len(d) > 0 {
-			o.DNAT = d[0].String()
+		if d, ok := b.FirstDNAT(); ok {
+			o.DNAT = d.String()
 		}
 		out = append(out, o)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	nf "github.com/knet-dev/knet/dataplane/netfilter"
 )
@@ -166,11 +167,16 @@ func (s *scanner) next(cmd *Command) error {
 	s.line++
 	line = strings.TrimSuffix(line, "\r")
 	*cmd = Command{Line: s.line, Text: line}
-	trimmed := strings.TrimLeft(line, " \t")
+	trimmed := line
+	if len(trimmed) > 0 && (trimmed[0] == ' ' || trimmed[0] == '\t') {
+		trimmed = strings.TrimLeft(line, " \t")
+	}
 	switch {
-	case trimmed == "" || strings.TrimSpace(trimmed) == "":
+	case trimmed == "":
 		cmd.Kind = KindBlank
 		return nil
+	case trimmed[0] == '-' || trimmed[0] == '[':
+		return s.commandLine(cmd, line)
 	case trimmed[0] == '#':
 		cmd.Kind = KindComment
 		return nil
@@ -401,11 +407,20 @@ func (s *scanner) keepMatches(ms []nf.Match) []nf.Match {
 	return s.matches[start:len(s.matches):len(s.matches)]
 }
 
-// readAll reads r into a string.
+// readAll reads r into a string without the copy bytes.Buffer.String would make: the
+// buffer is never written again, and rules keep substrings of it (names, comments, Text)
+// instead of copies.
 func readAll(r io.Reader) (string, error) {
 	var buf bytes.Buffer
+	if l, ok := r.(interface{ Len() int }); ok {
+		buf.Grow(l.Len() + 1)
+	}
 	if _, err := buf.ReadFrom(r); err != nil {
 		return "", err
 	}
-	return buf.String(), nil
+	b := buf.Bytes()
+	if len(b) == 0 {
+		return "", nil
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }

@@ -38,7 +38,7 @@ type applier struct {
 
 	orig         *nf.Table       // the table as it was when the block began
 	renames      []rename        // -E commands queued until COMMIT
-	createdNames map[string]bool // chains created in the current block
+	createdNames []string        // chains created in the current block
 }
 
 func (a *applier) errf(line int, err error, format string, args ...any) *Error {
@@ -95,14 +95,13 @@ func (a *applier) apply(cmd *Command) error {
 		a.cur, a.last, a.renames, a.createdNames = nil, nil, nil, nil
 		return nil
 	case KindChain:
-		c := t.Chain(cmd.Chain)
 		builtin := nf.IsBuiltinChain(t.Name, cmd.Chain)
 		// A policy on a user chain's `:` line is ignored, as the real tool does.
-		if c == nil {
-			c, _ = t.AddChain(cmd.Chain)
+		c, err := t.AddChain(cmd.Chain) // one lookup for the common case, a new chain
+		if err == nil {
 			c.Builtin = builtin
 			a.created(c.Name)
-		} else if !builtin && !a.parse {
+		} else if c = t.Chain(cmd.Chain); !builtin && !a.parse {
 			c.Rules = nil // --noflush: a declared user chain is flushed
 		}
 		if builtin {
@@ -265,16 +264,14 @@ type rename struct {
 }
 
 func (a *applier) created(name string) {
-	if a.parse {
-		return
+	if !a.parse {
+		a.createdNames = append(a.createdNames, name)
 	}
-	if a.createdNames == nil {
-		a.createdNames = map[string]bool{}
-	}
-	a.createdNames[name] = true
 }
 
-func (a *applier) isCreated(name string) bool { return a.createdNames[name] }
+// isCreated reports whether the chain was created in the current block (only asked by the
+// rare -E, so a linear scan keeps the common path free of a map).
+func (a *applier) isCreated(name string) bool { return slices.Contains(a.createdNames, name) }
 
 // applyRenames performs the block's queued renames: the chain takes its new name and every
 // jump to it follows (the kernel links jumps to the chain, not to its name).
@@ -336,10 +333,15 @@ func findRule(c *nf.Chain, r *nf.Rule, fam nf.Family) int {
 // checkJumps fails, as the real tool does at COMMIT, if a rule jumps to a chain that does
 // not exist in the table.
 func (a *applier) checkJumps(t *nf.Table) error {
+	last := ""
 	for _, c := range t.Chains {
 		for _, r := range c.Rules {
 			j, ok := r.Target.(*nf.Jump)
-			if !ok || t.Chain(j.Chain) != nil {
+			if !ok || j.Chain == last {
+				continue
+			}
+			if t.Chain(j.Chain) != nil {
+				last = j.Chain
 				continue
 			}
 			if a.parse {

@@ -23,6 +23,30 @@ type note struct {
 	msg string
 }
 
+// slab hands out pointers to zeroed T values carved from chunks, so that the hundreds of
+// thousands of small match and target values of a big dump cost one allocation per chunk.
+type slab[T any] struct{ buf []T }
+
+func (s *slab[T]) new() *T {
+	if len(s.buf) == cap(s.buf) {
+		s.buf = make([]T, 0, 512)
+	}
+	s.buf = s.buf[:len(s.buf)+1]
+	return &s.buf[len(s.buf)-1]
+}
+
+// slabs are the chunked allocators of the common match and target types.
+type slabs struct {
+	comments slab[nf.Comment]
+	tcps     slab[nf.TCP]
+	udps     slab[nf.UDP]
+	stats    slab[nf.Statistic]
+	marks    slab[nf.Mark]
+	jumps    slab[nf.Jump]
+	verdicts slab[nf.Verdict]
+	dnats    slab[nf.DNAT]
+}
+
 // ruleParser turns the words of one rule specification into a netfilter.Rule. It is reused
 // across rules to keep allocations down.
 type ruleParser struct {
@@ -41,6 +65,7 @@ type ruleParser struct {
 	rule *nf.Rule
 	// targetArgs is the index of the first word after the target name.
 	targetArgs int
+	alloc      slabs
 	notes      []note
 }
 
@@ -407,17 +432,19 @@ func (p *ruleParser) failTarget(r *nf.Rule, err error, optStart int) error {
 func (p *ruleParser) newMatch(name string) nf.Match {
 	switch name {
 	case "tcp":
-		return &nf.TCP{}
+		return p.alloc.tcps.new()
 	case "udp":
-		return &nf.UDP{}
+		return p.alloc.udps.new()
 	case "sctp":
 		return &nf.SCTP{}
 	case "multiport":
 		return &nf.Multiport{}
 	case "comment":
-		return &nf.Comment{}
+		return p.alloc.comments.new()
 	case "mark":
-		return &nf.Mark{Mask: 0xffffffff}
+		m := p.alloc.marks.new()
+		m.Mask = 0xffffffff
+		return m
 	case "connmark":
 		return &nf.Connmark{Mask: 0xffffffff}
 	case "conntrack":
@@ -425,7 +452,7 @@ func (p *ruleParser) newMatch(name string) nf.Match {
 	case "state":
 		return &nf.State{}
 	case "statistic":
-		return &nf.Statistic{}
+		return p.alloc.stats.new()
 	case "recent":
 		m := &nf.Recent{Name: "DEFAULT"}
 		if p.fam == nf.IPv6 {
@@ -468,18 +495,14 @@ func (p *ruleParser) newMatch(name string) nf.Match {
 // defaults, an opaque extension, or a jump to a user chain.
 func (p *ruleParser) newTarget(name string) nf.Target {
 	switch name {
-	case "ACCEPT":
-		return &nf.Verdict{Kind: nf.VerdictAccept}
-	case "DROP":
-		return &nf.Verdict{Kind: nf.VerdictDrop}
-	case "RETURN":
-		return &nf.Verdict{Kind: nf.VerdictReturn}
-	case "QUEUE":
-		return &nf.Verdict{Kind: nf.VerdictQueue}
+	case "ACCEPT", "DROP", "RETURN", "QUEUE":
+		v := p.alloc.verdicts.new()
+		v.Kind = nf.VerdictKind(name)
+		return v
 	case "REJECT":
 		return &nf.Reject{With: defaultReject(p.fam)}
 	case "DNAT":
-		return &nf.DNAT{}
+		return p.alloc.dnats.new()
 	case "SNAT":
 		return &nf.SNAT{}
 	case "MASQUERADE":
@@ -504,7 +527,9 @@ func (p *ruleParser) newTarget(name string) nf.Target {
 	if nf.IsTargetExtension(name) {
 		return &nf.OpaqueTarget{Name: name}
 	}
-	return &nf.Jump{Chain: name}
+	j := p.alloc.jumps.new()
+	j.Chain = name
+	return j
 }
 
 // finish checks what iptables checks once the whole rule is read (xtables final_check).
