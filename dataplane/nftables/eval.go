@@ -89,10 +89,8 @@ func (rs *Ruleset) BaseChains(h Hook, is6 bool) []baseChain {
 		default:
 			continue
 		}
-		for _, c := range t.Chains {
-			if c.Hook == h {
-				out = append(out, baseChain{t, c})
-			}
+		for _, c := range t.baseChains(h) {
+			out = append(out, baseChain{t, c})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].chain.Priority < out[j].chain.Priority })

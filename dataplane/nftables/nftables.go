@@ -73,6 +73,12 @@ type Table struct {
 	// Sets holds named sets and maps, in the order nft lists them (sets and maps are
 	// listed before chains).
 	Sets []*Set
+
+	// lazily built lookup indexes, rebuilt when the slices change length
+	chainIdx map[string]*Chain
+	setIdx   map[string]*Set
+	bases    map[Hook][]*Chain
+	basesN   int
 }
 
 // Chain is a base chain (Type, Hook set) or a regular chain.
@@ -143,22 +149,57 @@ func (rs *Ruleset) Table(family Family, name string) *Table {
 
 // Chain returns the named chain, or nil.
 func (t *Table) Chain(name string) *Chain {
-	for _, c := range t.Chains {
-		if c.Name == name {
-			return c
+	if len(t.chainIdx) != len(t.Chains) {
+		t.chainIdx = make(map[string]*Chain, len(t.Chains))
+		for _, c := range t.Chains {
+			t.chainIdx[c.Name] = c
 		}
 	}
-	return nil
+	c := t.chainIdx[name]
+	if c == nil || c.Name != name {
+		// The index is stale (a chain was replaced in place): look it up the slow way.
+		for _, x := range t.Chains {
+			if x.Name == name {
+				return x
+			}
+		}
+		return nil
+	}
+	return c
 }
 
 // Set returns the named set or map, or nil.
 func (t *Table) Set(name string) *Set {
-	for _, s := range t.Sets {
-		if s.Name == name {
-			return s
+	if len(t.setIdx) != len(t.Sets) {
+		t.setIdx = make(map[string]*Set, len(t.Sets))
+		for _, s := range t.Sets {
+			t.setIdx[s.Name] = s
 		}
 	}
-	return nil
+	s := t.setIdx[name]
+	if s == nil || s.Name != name {
+		for _, x := range t.Sets {
+			if x.Name == name {
+				return x
+			}
+		}
+		return nil
+	}
+	return s
+}
+
+// baseChains returns the table's base chains at hook h.
+func (t *Table) baseChains(h Hook) []*Chain {
+	if t.bases == nil || t.basesN != len(t.Chains) {
+		t.bases = map[Hook][]*Chain{}
+		for _, c := range t.Chains {
+			if c.Hook != "" {
+				t.bases[c.Hook] = append(t.bases[c.Hook], c)
+			}
+		}
+		t.basesN = len(t.Chains)
+	}
+	return t.bases[h]
 }
 
 // NumRules is the number of rules in all chains of the ruleset.

@@ -13,6 +13,9 @@ import (
 // written with (knftables' syntax). Text the statement parser does not understand is
 // returned unchanged.
 func ListRuleText(text string) string {
+	if !needsNormalizing(text) {
+		return text
+	}
 	stmts, err := nftables.ParseRule(text)
 	if err != nil || len(stmts) == 0 {
 		return text
@@ -162,4 +165,30 @@ func listStatement(st nftables.Statement) string {
 		return s.Verb + " @" + s.Set + " { " + listKey(s.Key) + " }"
 	}
 	return st.String()
+}
+
+// needsNormalizing reports whether nft would print text differently from how it was
+// written: anonymous sets and maps (spacing, ordering, one-element simplification), marks
+// (hex width, operators), interface names (quoting). Most kube-proxy rules need nothing,
+// and skipping the parse keeps printing 10,000 Services fast.
+func needsNormalizing(text string) bool {
+	if strings.IndexByte(text, '{') >= 0 {
+		return true
+	}
+	for i := 0; i < len(text); {
+		j := strings.IndexByte(text[i:], ' ')
+		var w string
+		if j < 0 {
+			w = text[i:]
+			i = len(text)
+		} else {
+			w = text[i : i+j]
+			i += j + 1
+		}
+		switch w {
+		case "mark", "and", "or", "xor", "iifname", "oifname", "iif", "oif", "meta":
+			return true
+		}
+	}
+	return false
 }

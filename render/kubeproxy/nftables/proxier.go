@@ -494,8 +494,8 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 	clusterEPs, localEPs, reachable, hasEndpoints := categorize(allEPs, sp, p.opts.Zone)
 	skip := !doFull && !changed[sp.name.Namespace+"/"+sp.name.Name]
 
-	epChain := func(e endpoint) string { return "endpoint-" + endpointBase(sp, e) }
-	affSet := func(e endpoint) string { return "affinity-" + endpointBase(sp, e) }
+	epChain := func(e endpoint) string { return "endpoint-" + e.base }
+	affSet := func(e endpoint) string { return "affinity-" + e.base }
 	epSkip := func(e endpoint) bool {
 		if p.syncedOnce || existingChains == nil || existingAffinity == nil {
 			return false

@@ -127,10 +127,6 @@ func TestSyncProxyRulesRepeated(t *testing.T) {
 	slices["svc3"] = sliceObj("ns3", "svc3", "p80", 80)
 	sync()
 	check("step09", 5)
-	var stale []string
-	for c := range p.staleChains {
-		stale = append(stale, c)
-	}
 	wantStale := []string{"endpoint-SWWHDC7X-ns3/svc3/tcp/p80__10.0.3.2/80", "endpoint-TQ2QKHCZ-ns3/svc3/tcp/p80__10.0.3.3/80", "service-4AT6LBPK-ns3/svc3/tcp/p80"}
 	if d := cmp.Diff(wantStale, sortedKeys(p.staleChains)); d != "" {
 		t.Errorf("stale chains after emptying svc3 (-want +got):\n%s", d)

@@ -59,6 +59,8 @@ func (s *servicePort) usesLocalEndpoints() bool {
 
 // endpoint is kube-proxy's BaseEndpointInfo.
 type endpoint struct {
+	// base is the endpoint's chain name base for its service port (computed once).
+	base                        string
 	ip                          netip.Addr
 	port                        int
 	local                       bool
@@ -304,6 +306,9 @@ func buildEndpoints(slices []*discoveryv1.EndpointSlice, ports []*servicePort, f
 			eps = append(eps, e)
 		}
 		sort.Slice(eps, func(i, j int) bool { return eps[i].String() < eps[j].String() })
+		for i := range eps {
+			eps[i].base = endpointBase(sp, eps[i])
+		}
 		out[sp] = eps
 	}
 	return out
