@@ -54,14 +54,16 @@ func (c *Conn) Service() *Service { return c.svc }
 // Dest returns the real server the entry is bound to.
 func (c *Conn) Dest() *Dest { return c.dest }
 
+// connKey is the connection lookup key, pointer-free so the map hashes plain bytes.
 type connKey struct {
-	client  netip.AddrPort
-	virtual netip.AddrPort
-	proto   uint8
+	client, virtual [16]byte
+	cport, vport    uint16
+	proto           uint8
 }
 
 func keyOf(proto Protocol, client, virtual netip.AddrPort) connKey {
-	return connKey{client: client, virtual: virtual, proto: uint8(proto.Number())}
+	return connKey{client: client.Addr().As16(), virtual: virtual.Addr().As16(),
+		cport: client.Port(), vport: virtual.Port(), proto: uint8(proto.Number())}
 }
 
 type tmplKey struct {
@@ -76,7 +78,7 @@ type ConnTable struct {
 
 	conns     map[connKey]*Conn
 	templates map[tmplKey]*Conn
-	exp       expHeap
+	exp       expQueues
 	seq       uint64
 	live      int
 	slab      []Conn // connections are carved from chunks: fewer, larger allocations
@@ -103,7 +105,7 @@ func (t *ConnTable) Len() int { return t.live }
 // whose order depends on a random hash seed; creation order is the deterministic stand-in.)
 func (t *ConnTable) List() []*Conn {
 	out := make([]*Conn, 0, t.live)
-	for _, e := range t.exp {
+	for _, e := range t.exp.all() {
 		if e.c.live && e.gen == e.c.gen {
 			out = append(out, e.c)
 		}
@@ -123,7 +125,7 @@ func (t *ConnTable) Insert(c *Conn) {
 	}
 	c.live = true
 	t.live++
-	t.exp.push(expEntry{at: c.Expires, seq: c.seq, gen: c.gen, c: c})
+	t.exp.push(t.Now, expEntry{at: c.Expires, seq: c.seq, gen: c.gen, c: c})
 }
 
 func (t *ConnTable) add(c *Conn) {
@@ -131,14 +133,14 @@ func (t *ConnTable) add(c *Conn) {
 	c.seq = t.seq
 	c.live = true
 	t.live++
-	t.exp.push(expEntry{at: c.Expires, seq: c.seq, gen: c.gen, c: c})
+	t.exp.push(t.Now, expEntry{at: c.Expires, seq: c.seq, gen: c.gen, c: c})
 }
 
 // setExpires re-arms an entry's timer: the old heap entry goes stale (lazy deletion).
 func (t *ConnTable) setExpires(c *Conn, at time.Duration) {
 	c.Expires = at
 	c.gen++
-	t.exp.push(expEntry{at: at, seq: c.seq, gen: c.gen, c: c})
+	t.exp.push(t.Now, expEntry{at: at, seq: c.seq, gen: c.gen, c: c})
 }
 
 func (t *ConnTable) remove(c *Conn) {
@@ -205,8 +207,12 @@ func (st *State) Advance(now time.Duration) {
 	if now < t.Now {
 		return
 	}
-	for len(t.exp) > 0 && t.exp[0].at <= now {
-		e := t.exp.pop()
+	for {
+		i := t.exp.peek()
+		if i < 0 || t.exp.qs[i].items[t.exp.qs[i].head].at > now {
+			break
+		}
+		e := t.exp.pop(i)
 		c := e.c
 		if !c.live || e.gen != c.gen {
 			continue // stale: re-armed or removed since
@@ -477,9 +483,20 @@ type expEntry struct {
 	c   *Conn
 }
 
-// expHeap is a binary min-heap of timers by expiry, then creation (typed, so pushes do
-// not box).
-type expHeap []expEntry
+// expQueues hold the armed timers. Every timer is armed at Now+d with a clock that never
+// goes back, so timers of the same duration d expire in the order they were armed: one FIFO
+// per duration keeps them sorted at O(1) per timer, and expiry merges the queue heads by
+// (time, creation).
+type expQueues struct {
+	byDur map[time.Duration]int
+	qs    []expFIFO
+	n     int
+}
+
+type expFIFO struct {
+	items []expEntry
+	head  int
+}
 
 func (e expEntry) before(f expEntry) bool {
 	if e.at != f.at {
@@ -488,45 +505,60 @@ func (e expEntry) before(f expEntry) bool {
 	return e.seq < f.seq
 }
 
-func (h *expHeap) push(e expEntry) {
-	*h = append(*h, e)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s[i].before(s[p]) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
+func (q *expQueues) push(now time.Duration, e expEntry) {
+	if q.byDur == nil {
+		q.byDur = map[time.Duration]int{}
 	}
+	d := e.at - now
+	i, ok := q.byDur[d]
+	if !ok {
+		i = len(q.qs)
+		q.byDur[d] = i
+		q.qs = append(q.qs, expFIFO{})
+	}
+	f := &q.qs[i]
+	f.items = append(f.items, e)
+	q.n++
 }
 
-func (h *expHeap) pop() expEntry {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s[n] = expEntry{}
-	s = s[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
+// peek returns the queue holding the earliest timer, -1 when none.
+func (q *expQueues) peek() int {
+	best := -1
+	for i := range q.qs {
+		f := &q.qs[i]
+		if f.head == len(f.items) {
+			continue
 		}
-		m := l
-		if r := l + 1; r < n && s[r].before(s[l]) {
-			m = r
+		if best < 0 || f.items[f.head].before(q.qs[best].items[q.qs[best].head]) {
+			best = i
 		}
-		if !s[m].before(s[i]) {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
 	}
-	*h = s
-	return top
+	return best
+}
+
+func (q *expQueues) pop(i int) expEntry {
+	f := &q.qs[i]
+	e := f.items[f.head]
+	f.items[f.head] = expEntry{}
+	f.head++
+	if f.head == len(f.items) {
+		f.items, f.head = f.items[:0], 0
+	} else if f.head > 1024 && f.head*2 > len(f.items) {
+		n := copy(f.items, f.items[f.head:])
+		clear(f.items[n:])
+		f.items, f.head = f.items[:n], 0
+	}
+	q.n--
+	return e
+}
+
+// all returns every armed timer (stale ones included).
+func (q *expQueues) all() []expEntry {
+	var out []expEntry
+	for i := range q.qs {
+		out = append(out, q.qs[i].items[q.qs[i].head:]...)
+	}
+	return out
 }
 
 // Decide is the tracer's IPVS step for a packet that starts a new connection: the virtual
