@@ -245,6 +245,9 @@ func CheckJumps(data []byte) error {
 			delete(created, strings.TrimSpace(line[3:]))
 		case strings.HasPrefix(line, "-A "):
 			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
 			filled[f[1]] = true
 			for i := 2; i+1 < len(f); i++ {
 				if f[i] == "-j" && !builtin[f[i+1]] {
