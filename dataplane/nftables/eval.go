@@ -118,13 +118,20 @@ func (rs *Ruleset) EvalHook(h Hook, pkt *Packet, env *Env, ch Chooser) (HookResu
 	return res, nil
 }
 
-const maxDepth = 64
+// maxDepth is the kernel's jump stack limit (NFT_JUMP_STACK_SIZE); maxSteps bounds a
+// goto cycle, which the kernel refuses to load (ELOOP) and the model reports instead.
+const (
+	maxDepth = 16
+	maxSteps = 1 << 20
+)
 
 func (rs *Ruleset) evalBase(h Hook, bc baseChain, pkt *Packet, env *Env, ch Chooser, res *HookResult) (VerdictKind, error) {
 	t := bc.table
 	stack := []frame{{chain: bc.chain}}
+	steps := 0
 	for len(stack) > 0 {
-		if len(stack) > maxDepth {
+		steps++
+		if len(stack) > maxDepth || steps > maxSteps {
 			return "", errLoop{stack[len(stack)-1].chain.Name}
 		}
 		top := &stack[len(stack)-1]

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -66,4 +67,35 @@ func TestRoundTripListRuleset(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, file := range []string{"testdata/nft01.list-ruleset", "testdata/handmade.list-ruleset"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Add("table ip t {\n\tchain c {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		rs, _, err := Parse(strings.NewReader(s), "fuzz")
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := Write(&out, rs, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// What knet prints, it parses back to the same print.
+		rs2, _, err := Parse(bytes.NewReader(out.Bytes()), "reprint")
+		if err != nil {
+			t.Fatalf("reparse of our own output failed: %v\n%s", err, out.String())
+		}
+		var out2 bytes.Buffer
+		Write(&out2, rs2, WriteOptions{})
+		if out.String() != out2.String() {
+			t.Fatalf("print not stable:\n%s\n---\n%s", out.String(), out2.String())
+		}
+	})
 }
