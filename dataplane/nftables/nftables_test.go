@@ -82,13 +82,13 @@ func pkt(src, dst string, dport uint16) Packet {
 
 func TestEvalSemantics(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		rs     *Ruleset
-		p      Packet
-		want   VerdictKind
-		dnat   string
-		masq   bool
-		nOut   int
+		name string
+		rs   *Ruleset
+		p    Packet
+		want VerdictKind
+		dnat string
+		masq bool
+		nOut int
 	}{
 		{
 			name: "goto does not return to the caller, jump does",
@@ -117,7 +117,7 @@ func TestEvalSemantics(t *testing.T) {
 		},
 		{
 			name: "ip6 table does not see IPv4 packets",
-			rs: &Ruleset{Tables: []*Table{{Family: FamilyIP6, Name: "t", Chains: []*Chain{base("f", TypeFilter, HookForward, 0, "drop")}}}},
+			rs:   &Ruleset{Tables: []*Table{{Family: FamilyIP6, Name: "t", Chains: []*Chain{base("f", TypeFilter, HookForward, 0, "drop")}}}},
 			p:    pkt("10.0.0.1", "10.0.0.2", 80), want: VerdictAccept, nOut: 1,
 		},
 		{
