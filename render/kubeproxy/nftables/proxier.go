@@ -31,30 +31,19 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/knet-dev/knet/cluster"
+	"github.com/knet-dev/knet/render/kubeproxy"
 )
 
 // DefaultVersion is the kube-proxy version whose nftables mode this package renders.
 const DefaultVersion = "v1.35"
 
 // Family is the IP family one Proxier handles (kube-proxy runs one per family).
-type Family string
+type Family = kubeproxy.Family
 
 // Families.
 const (
-	IPv4 Family = "IPv4"
-	IPv6 Family = "IPv6"
-)
-
-// DetectLocalMode is how kube-proxy tells pod traffic from other traffic.
-type DetectLocalMode string
-
-// Local traffic detectors (KubeProxyConfiguration.detectLocalMode).
-const (
-	DetectClusterCIDR         DetectLocalMode = "ClusterCIDR"
-	DetectNodeCIDR            DetectLocalMode = "NodeCIDR"
-	DetectBridgeInterface     DetectLocalMode = "BridgeInterface"
-	DetectInterfaceNamePrefix DetectLocalMode = "InterfaceNamePrefix"
-	DetectNone                DetectLocalMode = ""
+	IPv4 = kubeproxy.IPv4
+	IPv6 = kubeproxy.IPv6
 )
 
 // Options configure a Proxier like kube-proxy's flags and its view of the node.
@@ -64,12 +53,9 @@ type Options struct {
 	// loadBalancerSourceRanges that contain it).
 	NodeIP netip.Addr
 	Family Family
-	// DetectLocal selects the local traffic detector; LocalCIDR or LocalInterface is its
-	// argument.
-	DetectLocal    DetectLocalMode
-	LocalCIDR      netip.Prefix
-	LocalInterface string
-	MasqueradeAll  bool
+	// Detector is the local traffic detector (detectLocalMode with its CIDR or interface).
+	Detector      kubeproxy.LocalDetector
+	MasqueradeAll bool
 	// MasqueradeBit is iptables.masqueradeBit (default 14: mark 0x4000).
 	MasqueradeBit int
 	// MarkFormat "tests" writes the mark as kube-proxy's unit tests do ("0x4000"); the
@@ -323,7 +309,7 @@ func (p *Proxier) setup(ctx context.Context, tx *knftables.Transaction) {
 func (p *Proxier) nodePortIPs() []netip.Addr {
 	var out []netip.Addr
 	for _, a := range p.opts.LocalAddrs {
-		if a.IsLoopback() || familyOf(a) != p.opts.Family {
+		if a.IsLoopback() || kubeproxy.FamilyOf(a) != p.opts.Family {
 			continue
 		}
 		for _, c := range p.opts.NodePortAddresses {
@@ -348,13 +334,26 @@ func hashAndTruncate(name string) string {
 	return out
 }
 
-func chainBase(sp *servicePort) string {
-	return hashAndTruncate(fmt.Sprintf("%s/%s/%s/%s", sp.name.Namespace, sp.name.Name, sp.protocol, sp.name.Port))
+func chainBase(sp *kubeproxy.ServicePort) string {
+	return hashAndTruncate(sp.Name.Namespace + "/" + sp.Name.Name + "/" + sp.Protocol + "/" + sp.Name.Port)
 }
 
-func endpointBase(sp *servicePort, ep endpoint) string {
-	ip := strings.ReplaceAll(ep.ip.String(), ":", ".")
-	return hashAndTruncate(fmt.Sprintf("%s/%s/%s/%s__%s/%d", sp.name.Namespace, sp.name.Name, sp.protocol, sp.name.Port, ip, ep.port))
+func endpointBase(sp *kubeproxy.ServicePort, ep *kubeproxy.Endpoint) string {
+	ip := strings.ReplaceAll(ep.IP.String(), ":", ".")
+	return hashAndTruncate(sp.Name.Namespace + "/" + sp.Name.Name + "/" + sp.Protocol + "/" + sp.Name.Port + "__" + ip + "/" + strconv.Itoa(ep.Port))
+}
+
+// fingerprint identifies what kube-proxy renders for a service port, to tell which
+// Services changed between syncs (its change trackers drop no-op updates).
+func fingerprint(sp *kubeproxy.ServicePort, eps []*kubeproxy.Endpoint) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%s|%d|%d|%d|%v|%v|%v|%v|%d|%v|%v", sp.NameString, sp.Protocol, sp.ClusterIP, sp.Port, sp.NodePort,
+		sp.HealthCheckNodePort, sp.ExternalIPs, sp.LoadBalancerVIPs, sp.SourceRanges, sp.AffinityClientIP, sp.StickySeconds,
+		sp.ExternalPolicyLocal, sp.InternalPolicyLocal)
+	for _, e := range eps {
+		fmt.Fprintf(&b, "|%s %v %v %v %v %v %v", e.String(), e.Local, e.Ready, e.Serving, e.Terminating, e.ZoneHints, e.NodeHints)
+	}
+	return b.String()
 }
 
 // ChainNames are the chain and set names kube-proxy uses for one service port and its
@@ -368,19 +367,19 @@ type ChainNames struct {
 func (p *Proxier) Sync(ctx context.Context, objs cluster.Objects) error {
 	start := p.now()
 	doFull := p.needFull
-	ports := buildServicePorts(objs.Services, p.opts.Family)
-	eps := buildEndpoints(objs.EndpointSlices, ports, p.opts.Family, p.opts.NodeName)
+	ports := kubeproxy.ServicePorts(objs.Services, p.opts.Family)
+	eps := kubeproxy.Endpoints(objs.EndpointSlices, ports, p.opts.Family, p.opts.NodeName)
+	for sp, list := range eps {
+		for _, e := range list {
+			e.Chain = endpointBase(sp, e)
+		}
+	}
 
 	// Which Services changed since the last successful sync (kube-proxy's change trackers).
 	fp := map[string]string{}
 	for _, sp := range ports {
-		k := sp.name.Namespace + "/" + sp.name.Name
-		var b strings.Builder
-		b.WriteString(sp.fingerprint)
-		for _, e := range eps[sp] {
-			fmt.Fprintf(&b, "|%v", e)
-		}
-		fp[k] += b.String()
+		k := sp.Name.Namespace + "/" + sp.Name.Name
+		fp[k] += fingerprint(sp, eps[sp])
 	}
 	changed := map[string]bool{}
 	for k, v := range fp {
@@ -481,44 +480,44 @@ func (p *Proxier) Sync(ctx context.Context, objs cluster.Objects) error {
 	return nil
 }
 
-func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, allEPs []endpoint, doFull bool, changed, existingChains, existingAffinity, activeChains, activeAffinity map[string]bool) {
+func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *kubeproxy.ServicePort, allEPs []*kubeproxy.Endpoint, doFull bool, changed, existingChains, existingAffinity, activeChains, activeAffinity map[string]bool) {
 	base := chainBase(sp)
 	clusterPolicyChain := "service-" + base
 	localPolicyChain := "local-" + base
 	externalTrafficChain := "external-" + base
 	fwChain := "firewall-" + base
-	proto := sp.protocol
-	spn := sp.name.String()
-	port := strconv.Itoa(sp.port)
+	proto := sp.Protocol
+	spn := sp.NameString
+	port := strconv.Itoa(sp.Port)
 
-	clusterEPs, localEPs, reachable, hasEndpoints := categorize(allEPs, sp, p.opts.Zone)
-	skip := !doFull && !changed[sp.name.Namespace+"/"+sp.name.Name]
+	clusterEPs, localEPs, reachable, hasEndpoints := kubeproxy.CategorizeEndpoints(allEPs, sp, p.opts.NodeName, p.opts.Zone)
+	skip := !doFull && !changed[sp.Name.Namespace+"/"+sp.Name.Name]
 
-	epChain := func(e endpoint) string { return "endpoint-" + e.base }
-	affSet := func(e endpoint) string { return "affinity-" + e.base }
-	epSkip := func(e endpoint) bool {
+	epChain := func(e *kubeproxy.Endpoint) string { return "endpoint-" + e.Chain }
+	affSet := func(e *kubeproxy.Endpoint) string { return "affinity-" + e.Chain }
+	epSkip := func(e *kubeproxy.Endpoint) bool {
 		if p.syncedOnce || existingChains == nil || existingAffinity == nil {
 			return false
 		}
-		return existingChains[epChain(e)] && sp.affinity == existingAffinity[affSet(e)]
+		return existingChains[epChain(e)] && sp.AffinityClientIP == existingAffinity[affSet(e)]
 	}
 	for _, e := range reachable {
 		ensureChain(epChain(e), tx, activeChains, skip || epSkip(e))
-		if sp.affinity {
+		if sp.AffinityClientIP {
 			activeAffinity[affSet(e)] = true
 		}
 	}
-	usesClusterPolicyChain := len(clusterEPs) > 0 && sp.usesClusterEndpoints()
+	usesClusterPolicyChain := len(clusterEPs) > 0 && sp.UsesClusterEndpoints()
 	if usesClusterPolicyChain {
 		ensureChain(clusterPolicyChain, tx, activeChains, skip)
 	}
-	usesLocalPolicyChain := len(localEPs) > 0 && sp.usesLocalEndpoints()
+	usesLocalPolicyChain := len(localEPs) > 0 && sp.UsesLocalEndpoints()
 	if usesLocalPolicyChain {
 		ensureChain(localPolicyChain, tx, activeChains, skip)
 	}
 	internalPolicyChain := clusterPolicyChain
 	hasInternal := hasEndpoints
-	if sp.itpLocal {
+	if sp.InternalPolicyLocal {
 		internalPolicyChain = localPolicyChain
 		if len(localEPs) == 0 {
 			hasInternal = false
@@ -526,13 +525,13 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 	}
 	externalPolicyChain := clusterPolicyChain
 	hasExternal := hasEndpoints
-	if sp.etpLocal {
+	if sp.ExternalPolicyLocal {
 		externalPolicyChain = localPolicyChain
 		if len(localEPs) == 0 {
 			hasExternal = false
 		}
 	}
-	usesExternalTrafficChain := hasEndpoints && sp.externallyAccessible()
+	usesExternalTrafficChain := hasEndpoints && sp.ExternallyAccessible()
 	if usesExternalTrafficChain {
 		ensureChain(externalTrafficChain, tx, activeChains, skip)
 	}
@@ -549,13 +548,13 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 		}
 	}
 
-	p.clusterIPs.ensureElem(tx, &knftables.Element{Set: clusterIPsSet, Key: []string{sp.clusterIP.String()}})
+	p.clusterIPs.ensureElem(tx, &knftables.Element{Set: clusterIPsSet, Key: []string{sp.ClusterIP.String()}})
 	if hasInternal {
-		p.serviceIPs.ensureElem(tx, &knftables.Element{Map: serviceIPsMap, Key: []string{sp.clusterIP.String(), proto, port}, Value: []string{"goto " + internalPolicyChain}})
+		p.serviceIPs.ensureElem(tx, &knftables.Element{Map: serviceIPsMap, Key: []string{sp.ClusterIP.String(), proto, port}, Value: []string{"goto " + internalPolicyChain}})
 	} else {
-		p.noEndpointServices.ensureElem(tx, &knftables.Element{Map: noEndpointServicesMap, Key: []string{sp.clusterIP.String(), proto, port}, Value: []string{internalVerdict}, Comment: ptr(spn)})
+		p.noEndpointServices.ensureElem(tx, &knftables.Element{Map: noEndpointServicesMap, Key: []string{sp.ClusterIP.String(), proto, port}, Value: []string{internalVerdict}, Comment: ptr(spn)})
 	}
-	for _, ip := range sp.externalIPs {
+	for _, ip := range sp.ExternalIPs {
 		if hasEndpoints {
 			p.serviceIPs.ensureElem(tx, &knftables.Element{Map: serviceIPsMap, Key: []string{ip.String(), proto, port}, Value: []string{"goto " + externalTrafficChain}})
 		}
@@ -563,11 +562,11 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 			p.noEndpointServices.ensureElem(tx, &knftables.Element{Map: noEndpointServicesMap, Key: []string{ip.String(), proto, port}, Value: []string{externalVerdict}, Comment: ptr(spn)})
 		}
 	}
-	usesFWChain := len(sp.lbVIPs) > 0 && len(sp.sourceRanges) > 0
+	usesFWChain := len(sp.LoadBalancerVIPs) > 0 && len(sp.SourceRanges) > 0
 	if usesFWChain {
 		ensureChain(fwChain, tx, activeChains, skip)
 	}
-	for _, ip := range sp.lbVIPs {
+	for _, ip := range sp.LoadBalancerVIPs {
 		if hasEndpoints {
 			p.serviceIPs.ensureElem(tx, &knftables.Element{Map: serviceIPsMap, Key: []string{ip.String(), proto, port}, Value: []string{"goto " + externalTrafficChain}})
 		}
@@ -576,12 +575,12 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 		}
 	}
 	if !hasExternal {
-		for _, ip := range sp.lbVIPs {
+		for _, ip := range sp.LoadBalancerVIPs {
 			p.noEndpointServices.ensureElem(tx, &knftables.Element{Map: noEndpointServicesMap, Key: []string{ip.String(), proto, port}, Value: []string{externalVerdict}, Comment: ptr(spn)})
 		}
 	}
-	if sp.nodePort != 0 {
-		np := strconv.Itoa(sp.nodePort)
+	if sp.NodePort != 0 {
+		np := strconv.Itoa(sp.NodePort)
 		if hasEndpoints {
 			p.serviceNodePorts.ensureElem(tx, &knftables.Element{Map: serviceNodePortsMap, Key: []string{proto, np}, Value: []string{"goto " + externalTrafficChain}})
 		}
@@ -594,13 +593,13 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 	}
 	if hasInternal {
 		if p.opts.MasqueradeAll {
-			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: knftables.Concat(p.ipX, "daddr", sp.clusterIP, "jump", markMasqChain)})
+			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: knftables.Concat(p.ipX, "daddr", sp.ClusterIP, "jump", markMasqChain)})
 		} else if ifNotLocal := p.ifNotLocal(); ifNotLocal != "" {
-			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: knftables.Concat(p.ipX, "daddr", sp.clusterIP, ifNotLocal, "jump", markMasqChain)})
+			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: knftables.Concat(p.ipX, "daddr", sp.ClusterIP, ifNotLocal, "jump", markMasqChain)})
 		}
 	}
 	if usesExternalTrafficChain {
-		if !sp.etpLocal {
+		if !sp.ExternalPolicyLocal {
 			tx.Add(&knftables.Rule{Chain: externalTrafficChain, Rule: knftables.Concat("jump", markMasqChain)})
 		} else {
 			if ifLocal := p.ifLocal(); ifLocal != "" {
@@ -616,7 +615,7 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 	if usesFWChain {
 		var sources []string
 		allowFromNode := false
-		for _, c := range sp.sourceRanges {
+		for _, c := range sp.SourceRanges {
 			if len(sources) > 0 {
 				sources = append(sources, ",")
 			}
@@ -626,16 +625,16 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 			}
 		}
 		if allowFromNode {
-			for _, ip := range sp.lbVIPs {
+			for _, ip := range sp.LoadBalancerVIPs {
 				sources = append(sources, ",", ip.String())
 			}
 		}
 		tx.Add(&knftables.Rule{Chain: fwChain, Rule: knftables.Concat(p.ipX, "saddr", "!=", "{", sources, "}", "drop")})
 	}
-	if sp.affinity {
+	if sp.AffinityClientIP {
 		for _, e := range reachable {
 			tx.Add(&knftables.Set{Name: affSet(e), Type: p.addrT, Flags: []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
-				Timeout: ptr(time.Duration(sp.stickySeconds) * time.Second)})
+				Timeout: ptr(time.Duration(sp.StickySeconds) * time.Second)})
 		}
 	}
 	if usesClusterPolicyChain {
@@ -649,16 +648,16 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *servicePort, a
 			continue
 		}
 		c := epChain(e)
-		tx.Add(&knftables.Rule{Chain: c, Rule: knftables.Concat(p.ipX, "saddr", e.ip, "jump", markMasqChain)})
-		if sp.affinity {
+		tx.Add(&knftables.Rule{Chain: c, Rule: knftables.Concat(p.ipX, "saddr", e.IP, "jump", markMasqChain)})
+		if sp.AffinityClientIP {
 			tx.Add(&knftables.Rule{Chain: c, Rule: knftables.Concat("update", "@", affSet(e), "{", p.ipX, "saddr", "}")})
 		}
 		tx.Add(&knftables.Rule{Chain: c, Rule: knftables.Concat("meta l4proto", proto, "dnat to", e.String())})
 	}
 }
 
-func (p *Proxier) writeServiceToEndpointRules(tx *knftables.Transaction, sp *servicePort, chain string, eps []endpoint, epChain, affSet func(endpoint) string) {
-	if sp.affinity {
+func (p *Proxier) writeServiceToEndpointRules(tx *knftables.Transaction, sp *kubeproxy.ServicePort, chain string, eps []*kubeproxy.Endpoint, epChain, affSet func(*kubeproxy.Endpoint) string) {
+	if sp.AffinityClientIP {
 		for _, e := range eps {
 			tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat(p.ipX, "saddr", "@", affSet(e), "goto", epChain(e))})
 		}
@@ -673,30 +672,31 @@ func (p *Proxier) writeServiceToEndpointRules(tx *knftables.Transaction, sp *ser
 	tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat("numgen random mod", len(eps), "vmap", "{", elements, "}")})
 }
 
+// ifLocal is the nftables form of the local traffic detector (pkg/proxy/util/localdetector.go
+// IfLocalNFT): `ip saddr CIDR`, `iifname BRIDGE`, `iifname PREFIX*`.
 func (p *Proxier) ifLocal() string {
-	switch p.opts.DetectLocal {
-	case DetectClusterCIDR, DetectNodeCIDR:
-		if p.opts.LocalCIDR.IsValid() {
-			return knftables.Concat(p.ipX, "saddr", p.opts.LocalCIDR.String())
-		}
-	case DetectBridgeInterface:
-		return knftables.Concat("iifname", p.opts.LocalInterface)
-	case DetectInterfaceNamePrefix:
-		return knftables.Concat("iifname", p.opts.LocalInterface+"*")
+	d := p.opts.Detector
+	switch d.Mode {
+	case kubeproxy.LocalClusterCIDR, kubeproxy.LocalNodeCIDR:
+		return knftables.Concat(p.ipX, "saddr", d.CIDR.String())
+	case kubeproxy.LocalBridgeInterface:
+		return knftables.Concat("iifname", d.Interface)
+	case kubeproxy.LocalInterfaceNamePrefix:
+		return knftables.Concat("iifname", d.Interface+"*")
 	}
 	return ""
 }
 
+// ifNotLocal is IfNotLocalNFT.
 func (p *Proxier) ifNotLocal() string {
-	switch p.opts.DetectLocal {
-	case DetectClusterCIDR, DetectNodeCIDR:
-		if p.opts.LocalCIDR.IsValid() {
-			return knftables.Concat(p.ipX, "saddr", "!=", p.opts.LocalCIDR.String())
-		}
-	case DetectBridgeInterface:
-		return knftables.Concat("iifname", "!=", p.opts.LocalInterface)
-	case DetectInterfaceNamePrefix:
-		return knftables.Concat("iifname", "!=", p.opts.LocalInterface+"*")
+	d := p.opts.Detector
+	switch d.Mode {
+	case kubeproxy.LocalClusterCIDR, kubeproxy.LocalNodeCIDR:
+		return knftables.Concat(p.ipX, "saddr", "!=", d.CIDR.String())
+	case kubeproxy.LocalBridgeInterface:
+		return knftables.Concat("iifname", "!=", d.Interface)
+	case kubeproxy.LocalInterfaceNamePrefix:
+		return knftables.Concat("iifname", "!=", d.Interface+"*")
 	}
 	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/knet-dev/knet/cluster"
+	"github.com/knet-dev/knet/render/kubeproxy"
 )
 
 // fakeProxierOptions mirrors upstream's nftables NewFakeProxier (pkg/proxy/nftables/
@@ -23,8 +24,7 @@ func fakeProxierOptions(fam Family) Options {
 		NodeName:          "test-node",
 		NodeIP:            netip.MustParseAddr("192.168.0.2"),
 		Family:            IPv4,
-		DetectLocal:       DetectClusterCIDR,
-		LocalCIDR:         netip.MustParsePrefix("10.0.0.0/8"),
+		Detector:          kubeproxy.LocalDetector{Mode: kubeproxy.LocalClusterCIDR, CIDR: netip.MustParsePrefix("10.0.0.0/8")},
 		MarkFormat:        "tests",
 		NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("192.168.0.2/32"), netip.MustParsePrefix("2001:db8::1/128")},
 		LocalAddrs: []netip.Addr{
@@ -37,7 +37,7 @@ func fakeProxierOptions(fam Family) Options {
 	if fam == IPv6 {
 		o.Family = IPv6
 		o.NodeIP = netip.MustParseAddr("2001:db8::1")
-		o.LocalCIDR = netip.MustParsePrefix("fd00:10::/64")
+		o.Detector.CIDR = netip.MustParsePrefix("fd00:10::/64")
 		o.ServiceCIDRs = []netip.Prefix{netip.MustParsePrefix("fd00:10:96::/112")}
 	}
 	return o
