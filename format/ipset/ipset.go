@@ -3,9 +3,11 @@
 // dataplane/ipset Sets.
 //
 // Fidelity notes: members of hash sets are listed by the kernel in hash-bucket order under
-// the set's random initval, which no model reproduces; the printer writes insertion order,
-// or `-sorted` order (ListOptions.Sorted / SaveOptions.Sorted), which matches real output
-// exactly. `ipset save` and `ipset list` show list:set sets after every other set, as the
+// the set's initval (random unless given at create time); the printer reproduces that order
+// (dataplane/ipset Set.KernelOrder: jhash2 of the kernel's element layout), so a set parsed
+// from a dump, or created with a known initval, prints exactly as the kernel lists it. A
+// rendered set has initval 0 where a real one has a random value. Options.Sorted prints the
+// `-sorted` order. `ipset save` and `ipset list` show list:set sets after every other set, as the
 // kernel dumps them in a second pass. "Size in memory" is the kernel's figure when parsed,
 // else dataplane/ipset's estimate.
 package ipset
@@ -103,7 +105,7 @@ func members(s *dpipset.Set, sorted bool) []dpipset.Member {
 	if sorted {
 		return s.SortedMembers()
 	}
-	return s.Members
+	return s.KernelOrder()
 }
 
 // WriteSave writes `ipset save`.

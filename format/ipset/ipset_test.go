@@ -2,6 +2,7 @@ package ipset
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -192,4 +193,68 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("save not stable:\n%s\n---\n%s", b.String(), b2.String())
 		}
 	})
+}
+
+// TestKernelListingOrder builds, through the model, the sets capture.sh adds in the same
+// order, and prints them without -sorted: the members must come out in the kernel's
+// hash-bucket order exactly as the real `ipset save` listed them (order.ipset-save).
+func TestKernelListingOrder(t *testing.T) {
+	ss := dpipset.New()
+	mk := func(name string, typ dpipset.Type, initval uint32) {
+		if err := ss.Create(&dpipset.Set{Name: name, Type: typ, InitVal: initval}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(name string, f func(*dpipset.Member)) {
+		m := dpipset.NewMember()
+		f(&m)
+		if err := ss.Add(name, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ip := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	mk("H", dpipset.HashIP, 0xdeadbeef)
+	for i := 1; i <= 20; i++ {
+		add("H", func(m *dpipset.Member) { m.IP = ip(fmt.Sprintf("10.96.%d.%d", i*7%5, i*13%250)) })
+	}
+	mk("P", dpipset.HashIPPort, 0x1a2b3c4d)
+	for i := 1; i <= 12; i++ {
+		add("P", func(m *dpipset.Member) { m.IP, m.Proto, m.Port = ip(fmt.Sprintf("10.96.0.%d", i)), "tcp", uint16(80+i) })
+		add("P", func(m *dpipset.Member) { m.IP, m.Proto, m.Port = ip(fmt.Sprintf("10.96.0.%d", i)), "udp", 53 })
+	}
+	mk("A", dpipset.HashIPPortIP, 0x01020304)
+	for i := 1; i <= 15; i++ {
+		a := ip(fmt.Sprintf("10.244.1.%d", i))
+		add("A", func(m *dpipset.Member) { m.IP, m.Proto, m.Port, m.IP2 = a, "tcp", uint16(50+i), a })
+		add("A", func(m *dpipset.Member) { m.IP, m.Proto, m.Port, m.IP2 = a, "udp", 53, a })
+	}
+	mk("N", dpipset.HashIPPortNet, 0x0badcafe)
+	for i := 1; i <= 15; i++ {
+		a := ip(fmt.Sprintf("192.168.10.%d", i))
+		add("N", func(m *dpipset.Member) {
+			m.IP, m.Proto, m.Port, m.Net = a, "tcp", 80, netip.MustParsePrefix(fmt.Sprintf("203.0.%d.0/24", i))
+		})
+		add("N", func(m *dpipset.Member) {
+			m.IP, m.Proto, m.Port, m.Net = a, "tcp", 443, netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/32", i))
+		})
+	}
+	mk("T", dpipset.HashNet, 0x11111111)
+	for i := 1; i <= 15; i++ {
+		add("T", func(m *dpipset.Member) { m.Net = netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/16", i)) })
+		add("T", func(m *dpipset.Member) { m.Net = netip.MustParsePrefix(fmt.Sprintf("172.16.%d.1/32", i)) })
+		add("T", func(m *dpipset.Member) {
+			m.Net, m.NoMatch = netip.MustParsePrefix(fmt.Sprintf("10.%d.128.0/17", i)), true
+		})
+	}
+	want, err := os.ReadFile("testdata/order.ipset-save")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteSave(&b, ss, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), b.String()); diff != "" {
+		t.Errorf("(-real ipset +model):\n%s", diff)
+	}
 }
