@@ -1,23 +1,44 @@
 package ipvs
 
-// Hook is a netfilter hook at which IPVS handles packets (ip_vs_ops in ip_vs_core.c).
+// Hook is a netfilter hook at which IPVS handles packets (ip_vs_ops4 in ip_vs_core.c).
 type Hook string
 
 // Where IPVS takes packets.
 const (
-	// HookLocalIn is NF_INET_LOCAL_IN (ip_vs_remote_request4, priority NF_IP_PRI_NAT_SRC-2):
-	// traffic from other hosts and pods to a virtual address that is local to the node.
-	// kube-proxy binds every ClusterIP, externalIP and LoadBalancer IP to kube-ipvs0, so the
-	// routing decision delivers them locally and IPVS catches them here, after the nat
-	// PREROUTING chains (KUBE-SERVICES) ran.
+	// HookLocalIn is NF_INET_LOCAL_IN: traffic from other hosts and pods to a virtual
+	// address that is local to the node. kube-proxy binds every ClusterIP, externalIP and
+	// LoadBalancer IP to kube-ipvs0, so the routing decision delivers them locally and IPVS
+	// catches them here (after the filter INPUT chains, before nat INPUT), having passed the
+	// nat PREROUTING chains (KUBE-SERVICES) on the way in.
 	HookLocalIn Hook = "LOCAL_IN"
-	// HookLocalOut is NF_INET_LOCAL_OUT (ip_vs_local_request4, priority NF_IP_PRI_NAT_DST+1):
-	// node-local clients (host-network processes) connecting to a virtual service.
+	// HookLocalOut is NF_INET_LOCAL_OUT: node-local clients (host-network processes)
+	// connecting to a virtual service, after the nat OUTPUT chains.
 	HookLocalOut Hook = "LOCAL_OUT"
-	// HookForward is NF_INET_FORWARD (ip_vs_forward_icmp / ip_vs_reply4 path): replies
-	// from NAT real servers are de-NATed here when they are routed through the node.
+	// HookForward is NF_INET_FORWARD: replies from NAT real servers routed through the node
+	// are de-NATed here.
 	HookForward Hook = "FORWARD"
 )
+
+// HookOp is one IPVS netfilter hook function with its priority (lower runs first; the
+// iptables tables sit at filter 0, nat DNAT -100, nat SNAT 100, mangle -150, raw -300).
+type HookOp struct {
+	Hook     Hook   `json:"hook"`
+	Priority int    `json:"priority"`
+	Func     string `json:"func"`
+	What     string `json:"what"`
+}
+
+// HookOps lists IPVS's IPv4 hooks in registration order (Linux 6.x ip_vs_ops4).
+func HookOps() []HookOp {
+	return []HookOp{
+		{HookLocalIn, 98, "ip_vs_reply4", "NF_IP_PRI_NAT_SRC-2: de-NAT replies of NAT connections delivered locally"},
+		{HookLocalIn, 99, "ip_vs_remote_request4", "NF_IP_PRI_NAT_SRC-1: schedule new connections to a local VIP and forward existing ones (after filter INPUT)"},
+		{HookLocalOut, -99, "ip_vs_local_reply4", "NF_IP_PRI_NAT_DST+1: de-NAT replies of local real servers"},
+		{HookLocalOut, -98, "ip_vs_local_request4", "NF_IP_PRI_NAT_DST+2: schedule connections from local processes (after nat OUTPUT)"},
+		{HookForward, 99, "ip_vs_forward_icmp", "ICMP errors for IPVS connections"},
+		{HookForward, 100, "ip_vs_reply4", "de-NAT replies of NAT connections routed through the node"},
+	}
+}
 
 // Behaviour is one way kube-proxy's IPVS mode behaves differently from iptables mode, as
 // data a tracer or explainer can report.
