@@ -200,6 +200,9 @@ type Link struct {
 	AltNames     []string
 	// Parent is IFLA_LINK for tunnels: ParentNone prints `@NONE`.
 	ParentNone bool
+	// ParentDown records that the IFLA_LINK device is down (`M-DOWN`) when that device is not
+	// in the Stack (a parsed `ip -4 addr` that omits it); otherwise it is computed.
+	ParentDown bool
 
 	Veth       *Veth
 	Bridge     *Bridge

@@ -174,6 +174,24 @@ func (s *Stack) LinkSetUp(name string) error {
 	default:
 		l.OperState = OperUp
 	}
+	// A veth has carrier only while its peer is up too (a peer in another namespace is
+	// taken as up: renderers bring both ends up).
+	if l.Kind == KindVeth && l.Veth != nil && !l.Veth.PeerRemote && l.Veth.PeerName != "" {
+		if p := s.LinkByName(l.Veth.PeerName); p != nil {
+			if !p.Up() {
+				l.Flags &^= FlagLowerUp
+				l.OperState = OperLowerLayerDown
+			} else if p.Flags&FlagLowerUp == 0 {
+				p.Flags |= FlagLowerUp
+				p.OperState = OperUp
+				for _, r := range s.Routes {
+					if r.Dev == p.Name {
+						r.Flags &^= FlagLinkdown
+					}
+				}
+			}
+		}
+	}
 	if l.Kind == KindLoopback && !slices.ContainsFunc(s.Addrs, func(a *Addr) bool { return a.Dev == name }) {
 		return s.AddrAdd(&Addr{Dev: name, Prefix: netip.MustParsePrefix("127.0.0.1/8"), Scope: ScopeHost})
 	}
@@ -291,7 +309,11 @@ func (s *Stack) addIfaddrRoutes(a *Addr, l *Link, withLocal bool) {
 	if a.Broadcast.IsValid() && a.Broadcast != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		magic(TypeBroadcast, netip.PrefixFrom(a.Broadcast, 32), ScopeLink, 0)
 	}
+	// The prefix is taken from the peer address when there is one (ifa_address).
 	pfx := a.Prefix.Masked()
+	if a.Peer.IsValid() {
+		pfx = netip.PrefixFrom(a.Peer.Addr(), a.Prefix.Bits()).Masked()
+	}
 	if !pfx.Addr().IsUnspecified() && a.Flags&AddrSecondary == 0 && (pfx.Addr() != addr || a.Prefix.Bits() < 32) {
 		if a.Flags&AddrNoPrefixRoute == 0 {
 			if l.Kind == KindLoopback {

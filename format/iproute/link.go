@@ -19,7 +19,7 @@ func PrintLinks(w io.Writer, s *route.Stack, o Options) error {
 			continue
 		}
 		found = true
-		lw.record(linkHeader(l, true) + "\n" + linkLine(s, l, o) + "\n")
+		lw.record(linkHeader(s, l, true) + "\n" + linkLine(s, l, o) + "\n")
 	}
 	if o.Dev != "" && !found {
 		return fmt.Errorf("device %q does not exist", o.Dev)
@@ -65,7 +65,7 @@ func PrintAddrs(w io.Writer, s *route.Stack, o Options) error {
 			continue
 		}
 		var b strings.Builder
-		b.WriteString(linkHeader(l, false))
+		b.WriteString(linkHeader(s, l, false))
 		if o.Family == FamilyAll || o.Details {
 			b.WriteString("\n" + linkLine(s, l, o))
 		} else {
@@ -96,9 +96,20 @@ func LinkName(l *route.Link) string {
 	return l.Name
 }
 
-func linkHeader(l *route.Link, linkCmd bool) string {
+func linkHeader(s *route.Stack, l *route.Link, linkCmd bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d: %s: <%s> mtu %d qdisc %s ", l.Index, LinkName(l), l.Flags, l.MTU, l.Qdisc)
+	flags := l.Flags.String()
+	// ",M-DOWN" when the IFLA_LINK device (a same-namespace veth peer) is down.
+	mdown := l.ParentDown
+	if l.Veth != nil && !l.Veth.PeerRemote && l.Veth.PeerName != "" {
+		if p := s.LinkByName(l.Veth.PeerName); p != nil {
+			mdown = !p.Up()
+		}
+	}
+	if mdown {
+		flags += ",M-DOWN"
+	}
+	fmt.Fprintf(&b, "%d: %s: <%s> mtu %d qdisc %s ", l.Index, LinkName(l), flags, l.MTU, l.Qdisc)
 	if l.Master != "" {
 		fmt.Fprintf(&b, "master %s ", l.Master)
 	}

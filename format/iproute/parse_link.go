@@ -126,6 +126,10 @@ func (p *parser) linkHeader(idx int, rest string) *route.Link {
 		if fl == "" {
 			continue
 		}
+		if fl == "M-DOWN" {
+			l.ParentDown = true
+			continue
+		}
 		v, ok := route.ParseLinkFlag(fl)
 		if !ok {
 			p.problem("unknown link flag %q", fl)
