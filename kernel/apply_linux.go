@@ -31,7 +31,8 @@ type ApplyOptions struct {
 }
 
 // Apply programs node n (not its Pods) into namespace ns: links, addresses, routes, rules,
-// neighbours and fdb through netlink, sysctls through /proc/sys, iptables through the real
+// neighbours and fdb through netlink, sysctls through /proc/sys, ipsets through the real
+// `ipset restore`, IPVS through its netlink family (moby/ipvs), iptables through the real
 // iptables-restore. Physical devices (route.KindDevice) must already exist (the lab
 // provides them as veths); a veth whose peer already exists (made from the other side) is
 // configured rather than created. Apply is additive: it does not remove what is there.
@@ -45,6 +46,13 @@ func Apply(ctx context.Context, ns *NS, n *dataplane.Node, o ApplyOptions) error
 		}
 	}
 	if err := applySysctls(ns, n.Sysctls); err != nil {
+		return fmt.Errorf("apply %s to %s: %w", n.Name, ns, err)
+	}
+	// Sets before the rules that match them; IPVS services after the links (kube-ipvs0).
+	if err := ApplyIPSets(ctx, ns, n.IPSets); err != nil {
+		return fmt.Errorf("apply %s to %s: %w", n.Name, ns, err)
+	}
+	if err := ApplyIPVS(ns, n.IPVS); err != nil {
 		return fmt.Errorf("apply %s to %s: %w", n.Name, ns, err)
 	}
 	for _, rs := range []*netfilter.Ruleset{n.IPTables, n.IP6Tables} {
