@@ -102,6 +102,7 @@ func newResult(n *Node, req Request, flows []*flow, paths bool) *Result {
 	if len(flows) > 0 {
 		res.Origin = flows[0].origin
 	}
+	res.Branches = make([]BranchResult, 0, len(flows))
 	byVerdict := map[netfilter.Decision]float64{}
 	var order []netfilter.Decision
 	dnatIdx := map[string]int{}
@@ -121,8 +122,8 @@ func newResult(n *Node, req Request, flows []*flow, paths bool) *Result {
 		if paths && b.Packet.Mark != 0 {
 			br.Marks = fmt.Sprintf("0x%x", b.Packet.Mark)
 		}
-		if d := b.DNATs(); len(d) > 0 {
-			br.DNAT = d[0].String()
+		if d, ok := b.FirstDNAT(); ok {
+			br.DNAT = d.String()
 			if i, ok := dnatIdx[br.DNAT]; ok {
 				res.DNAT[i].Probability = netfilter.Probability(res.DNAT[i].Probability + b.Probability)
 			} else {

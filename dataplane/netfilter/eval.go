@@ -319,9 +319,9 @@ type Branch struct {
 	FilterDecidedBy DecidedBy
 	// path is the branch's steps as a persistent list (forks share their prefix), nodes
 	// allocated from an arena shared by every branch of one trace; see Steps.
-	path        *pathNode
-	pathLen     int
-	arena       *stepArena
+	path    *pathNode
+	pathLen int
+	arena   *stepArena
 	// Events are what the targets did (empty when Env.NoSteps); Masqueraded and FirstDNAT
 	// are kept either way.
 	Events      []Event
@@ -649,6 +649,9 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 		if c == nil {
 			continue
 		}
+		if spare == nil {
+			spare = make([]*Branch, 0, 2*len(cur)+4)
+		}
 		x := run{ev: ev, env: env, hook: h, table: tn, out: spare[:0]}
 		for _, b := range cur {
 			if b.Done() || (tn == NAT && natSkipped(h, &b.Packet)) {
@@ -736,11 +739,22 @@ type frame struct {
 	parent *frame
 }
 
+// frame allocates a return frame from the run's slab (frames are immutable and shared by
+// forked branches, so they live as long as the slab).
+func (x *run) frame(c *evChain, next int, parent *frame) *frame {
+	if len(x.frames) == cap(x.frames) {
+		x.frames = make([]frame, 0, 8)
+	}
+	x.frames = append(x.frames, frame{c: c, next: next, parent: parent})
+	return &x.frames[len(x.frames)-1]
+}
+
 type run struct {
-	ev    *Evaluator
-	env   *Env
-	hook  Hook
-	table TableName
+	frames []frame
+	ev     *Evaluator
+	env    *Env
+	hook   Hook
+	table  TableName
 	// out collects the branches that finished the table, in order.
 	out []*Branch
 	// pnum is the packet's protocol number (pok: known); the protocol never changes.
@@ -879,7 +893,7 @@ func (x *run) apply(c *evChain, i int, stack *frame, depth int, r *evRule, b *Br
 			x.decide(b, DecisionDrop, DecidedByRule)
 			return false, nil, 0, nil
 		}
-		return true, r.chain, 0, &frame{c: c, next: i + 1, parent: stack}
+		return true, r.chain, 0, x.frame(c, i+1, stack)
 	case tGoto:
 		return true, r.chain, 0, stack
 	case tDNAT, tRedirect:
