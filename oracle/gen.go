@@ -22,9 +22,12 @@ type Scenario struct {
 // Generator makes random but valid Services and EndpointSlices, following the
 // conventions of upstream's proxier tests: node "test-node" at 192.168.0.2, pod IPs in
 // 10.0.0.0/8, ClusterIPs in 172.30.0.0/16, external IPs in 192.168.99.0/24, LoadBalancer
-// IPs in 1.2.3.0/24 and 5.6.7.0/24, clients in 203.0.113.0/24.
+// IPs in 1.2.3.0/24 and 5.6.7.0/24, clients in 203.0.113.0/24; for IPv6 node 2001:db8::2,
+// pods fd00:10::/64, ClusterIPs fd00:172:30::/112, external IPs 2001:db8:99::/64,
+// LoadBalancer IPs 2001:db8:1:2::/64, clients 2001:db8:113::/64.
 type Generator struct {
 	r    *rand.Rand
+	v6   bool
 	opts GenOptions
 	used map[string]bool // allocated ClusterIPs, node ports, etc.
 	// Large makes the scenario exceed kube-proxy's large-cluster threshold (1000 endpoints).
@@ -46,7 +49,7 @@ type GenOptions struct {
 // NewScenario returns scenario seed: a configuration and syncs states.
 func NewScenario(seed uint64, syncs int, opts GenOptions) Scenario {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	g := &Generator{r: r, used: map[string]bool{}, Large: r.IntN(12) == 0, opts: opts}
+	g := &Generator{r: r, used: map[string]bool{}, Large: r.IntN(12) == 0, opts: opts, v6: r.IntN(4) == 0}
 	sc := Scenario{Seed: seed, Config: g.config()}
 	st := g.state(1 + r.IntN(10))
 	sc.States = append(sc.States, st)
@@ -83,6 +86,22 @@ func (g *Generator) config() Config {
 		c.Detector, c.DetectorValue = DetectInterfacePrefix, "veth"
 	default:
 		c.Detector, c.DetectorValue = DetectClusterCIDR, "10.0.0.0/8"
+		if g.v6 {
+			c.DetectorValue = "fd00:10::/64"
+		}
+	}
+	if g.v6 {
+		c.Family = corev1.IPv6Protocol
+		c.NodeIP = netip.MustParseAddr("2001:db8::2")
+		c.HostAddrs = []netip.Prefix{
+			netip.MustParsePrefix("2001:db8::2/64"),
+			netip.MustParsePrefix("2001:db8:1::2/64"),
+			netip.MustParsePrefix("::1/128"),
+			netip.MustParsePrefix("192.168.0.2/24"),
+		}
+	}
+	if g.chance(0.6) {
+		c.NodeZone = "zone-a"
 	}
 	if g.chance(0.2) {
 		c.MasqueradeBit = int32(g.pick(31) + 1)
@@ -99,7 +118,11 @@ func (g *Generator) config() Config {
 	case 4:
 		c.NodePortAddresses = []string{"192.168.1.0/24", "2001:db8::/64"}
 	}
-	if g.opts.NoZeroOrForeignNodePortCIDRs && len(c.NodePortAddresses) > 0 && (c.NodePortAddresses[0] == "0.0.0.0/0" || c.NodePortAddresses[0] == "2001:db8::/64") {
+	if g.v6 && len(c.NodePortAddresses) > 0 {
+		c.NodePortAddresses = [][]string{{"2001:db8::/64"}, {"2001:db8::/32", "::1/128"}, {"::/0"}, {"192.168.0.0/24"}, {"2001:db8:1::/64", "192.168.0.0/24"}}[g.pick(5)]
+	}
+	if g.opts.NoZeroOrForeignNodePortCIDRs && len(c.NodePortAddresses) > 0 && (c.NodePortAddresses[0] == "0.0.0.0/0" || c.NodePortAddresses[0] == "::/0" ||
+		(!g.v6 && c.NodePortAddresses[0] == "2001:db8::/64") || (g.v6 && c.NodePortAddresses[0] == "192.168.0.0/24")) {
 		c.NodePortAddresses = nil
 	}
 	c.ConntrackTCPLiberal = g.chance(0.2)
@@ -117,6 +140,9 @@ func (g *Generator) unique(kind string, f func() string) string {
 }
 
 func (g *Generator) clusterIP() string {
+	if g.v6 {
+		return g.unique("cip", func() string { return fmt.Sprintf("fd00:172:30::%x", 1+g.pick(0xfffe)) })
+	}
 	return g.unique("cip", func() string { return fmt.Sprintf("172.30.%d.%d", g.pick(256), 1+g.pick(254)) })
 }
 
@@ -183,6 +209,9 @@ func (g *Generator) service() *corev1.Service {
 	}
 	s.ClusterIPs = []string{s.ClusterIP}
 	s.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+	if g.v6 {
+		s.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
+	}
 	single := corev1.IPFamilyPolicySingleStack
 	s.IPFamilyPolicy = &single
 
@@ -208,7 +237,12 @@ func (g *Generator) service() *corev1.Service {
 	}
 	if s.ClusterIP != corev1.ClusterIPNone && g.chance(0.2) {
 		for i := 0; i <= g.pick(2); i++ {
-			s.ExternalIPs = append(s.ExternalIPs, g.unique("eip", func() string { return fmt.Sprintf("192.168.99.%d", 1+g.pick(254)) }))
+			s.ExternalIPs = append(s.ExternalIPs, g.unique("eip", func() string {
+				if g.v6 {
+					return fmt.Sprintf("2001:db8:99::%x", 1+g.pick(254))
+				}
+				return fmt.Sprintf("192.168.99.%d", 1+g.pick(254))
+			}))
 		}
 	}
 	external := s.Type == corev1.ServiceTypeNodePort || s.Type == corev1.ServiceTypeLoadBalancer
@@ -244,9 +278,18 @@ func (g *Generator) service() *corev1.Service {
 			if g.chance(0.5) {
 				s.LoadBalancerSourceRanges = append(s.LoadBalancerSourceRanges, "192.168.0.0/16")
 			}
+			if g.v6 {
+				s.LoadBalancerSourceRanges = []string{"2001:db8:113::/64"}
+				if g.chance(0.5) {
+					s.LoadBalancerSourceRanges = append(s.LoadBalancerSourceRanges, "2001:db8::/48")
+				}
+			}
 		}
 		for i := 0; i < g.pick(3); i++ {
 			ip := g.unique("lb", func() string {
+				if g.v6 {
+					return fmt.Sprintf("2001:db8:1:2::%x", 1+g.pick(0xfffe))
+				}
 				return fmt.Sprintf("%d.%d.%d.%d", []int{1, 5}[g.pick(2)], []int{2, 6}[g.pick(2)], 3+g.pick(2), 1+g.pick(254))
 			})
 			ing := corev1.LoadBalancerIngress{IP: ip}
@@ -299,6 +342,9 @@ func (g *Generator) slice(svc *corev1.Service, idx, neps int) *discoveryv1.Endpo
 		},
 		AddressType: discoveryv1.AddressTypeIPv4,
 	}
+	if g.v6 {
+		eps.AddressType = discoveryv1.AddressTypeIPv6
+	}
 	for _, sp := range svc.Spec.Ports {
 		if g.chance(0.05) && !g.opts.OnlyVisibleSliceChanges {
 			continue // a port the slice does not carry
@@ -307,9 +353,14 @@ func (g *Generator) slice(svc *corev1.Service, idx, neps int) *discoveryv1.Endpo
 		port := sp.TargetPort.IntVal
 		eps.Ports = append(eps.Ports, discoveryv1.EndpointPort{Name: &name, Protocol: &proto, Port: &port})
 	}
-	hints := g.chance(0.2)
+	zoneHints, nodeHints := g.chance(0.25), g.chance(0.15)
 	for i := 0; i < neps; i++ {
-		ip := g.unique("ep", func() string { return fmt.Sprintf("10.%d.%d.%d", g.pick(4), g.pick(256), 1+g.pick(254)) })
+		ip := g.unique("ep", func() string {
+			if g.v6 {
+				return fmt.Sprintf("fd00:10::%x:%x", g.pick(4), 1+g.pick(0xfffe))
+			}
+			return fmt.Sprintf("10.%d.%d.%d", g.pick(4), g.pick(256), 1+g.pick(254))
+		})
 		ep := discoveryv1.Endpoint{Addresses: []string{ip}}
 		switch g.pick(6) {
 		case 0: // ready, conditions unset beyond ready
@@ -336,8 +387,14 @@ func (g *Generator) slice(svc *corev1.Service, idx, neps int) *discoveryv1.Endpo
 			z := []string{"zone-a", "zone-b"}[g.pick(2)]
 			ep.Zone = &z
 		}
-		if hints {
-			ep.Hints = &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: []string{"zone-a", "zone-b"}[g.pick(2)]}}}
+		if zoneHints || nodeHints {
+			ep.Hints = &discoveryv1.EndpointHints{}
+			if zoneHints && g.chance(0.95) {
+				ep.Hints.ForZones = []discoveryv1.ForZone{{Name: []string{"zone-a", "zone-b"}[g.pick(2)]}}
+			}
+			if nodeHints && g.chance(0.95) {
+				ep.Hints.ForNodes = []discoveryv1.ForNode{{Name: []string{"test-node", "node1"}[g.pick(2)]}}
+			}
 		}
 		eps.Endpoints = append(eps.Endpoints, ep)
 	}

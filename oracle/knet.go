@@ -47,6 +47,7 @@ func KnetOptions(cfg Config) (iptables.Options, error) {
 		return o, fmt.Errorf("knet local detector: %w", err)
 	}
 	o.LocalDetector = d
+	o.NodeZone = cfg.NodeZone
 	o.MasqueradeAll = cfg.MasqueradeAll
 	o.MasqueradeBit = int(cfg.MasqueradeBit)
 	o.MarkFormat = iptables.MarkRuntime

@@ -1,10 +1,12 @@
 package oracle
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -30,7 +32,7 @@ func dump(sc Scenario, sync int, files map[string][]byte) {
 
 var (
 	seedFlag  = flag.Uint64("seed", 0, "replay only this scenario seed")
-	nFlag     = flag.Int("scenarios", 200, "number of random scenarios")
+	nFlag     = flag.Int("scenarios", 300, "number of random scenarios")
 	syncsFlag = flag.Int("syncs", 4, "syncs per scenario (the first full, the rest partial)")
 	knownFlag = flag.Bool("skip-known", false, "do not generate inputs of known, reported disagreements (to explore past them)")
 	dumpFlag  = flag.String("dump", "", "write each sync's raw and canonical outputs of a failing scenario into this directory")
@@ -48,9 +50,10 @@ func TestRandomScenariosMatchKubeProxy(t *testing.T) {
 		}
 	}
 	failed := 0
+	seen := map[string]int{}
 	for _, seed := range seeds {
 		sc := NewScenario(seed, *syncsFlag, genOpts())
-		if err := runScenario(sc); err != nil {
+		if err := runScenario(sc, func(out []byte) { markFeatures(out, seen) }); err != nil {
 			failed++
 			if failed <= 5 {
 				t.Errorf("scenario -seed=%d: %v", seed, err)
@@ -60,10 +63,63 @@ func TestRandomScenariosMatchKubeProxy(t *testing.T) {
 	if failed > 5 {
 		t.Errorf("%d of %d scenarios disagree (first 5 shown)", failed, len(seeds))
 	}
+	if *seedFlag == 0 && *nFlag >= 100 {
+		// The random inputs must reach every kind of rule kube-proxy writes.
+		for _, f := range features {
+			if seen[f.name] == 0 {
+				t.Errorf("no scenario produced %s (%s)", f.name, f.re)
+			}
+		}
+		if seen["no INVALID drop (tcp_be_liberal)"] == 0 {
+			t.Errorf("no scenario ran without the INVALID drop rule (tcp_be_liberal)")
+		}
+	}
+	t.Logf("%d scenarios x %d syncs; rule kinds reached (syncs): %v", len(seeds), *syncsFlag, seen)
+}
+
+// features are kinds of kube-proxy output the random scenarios must reach.
+var features = []struct {
+	name string
+	re   *regexp.Regexp
+}{
+	{"firewall chain (loadBalancerSourceRanges)", regexp.MustCompile(`(?m)^:KUBE-FW-`)},
+	{"allow-from-node LB IP source", regexp.MustCompile(`loadbalancer IP" -s (1\.2|5\.6|2001:db8:1:2)`)},
+	{"session affinity", regexp.MustCompile(`-m recent --name \S+ --rcheck --seconds`)},
+	{"probability", regexp.MustCompile(`--probability 0\.`)},
+	{"no local endpoints DROP", regexp.MustCompile(`has no local endpoints" .* -j DROP`)},
+	{"no endpoints REJECT", regexp.MustCompile(`has no endpoints" .* -j REJECT`)},
+	{"local policy chain", regexp.MustCompile(`(?m)^:KUBE-SVL-`)},
+	{"eTP Local pod short-circuit", regexp.MustCompile(`"pod traffic for `)},
+	{"loadbalancer IP", regexp.MustCompile(`loadbalancer IP" -m`)},
+	{"external IP", regexp.MustCompile(`external IP" -m`)},
+	{"health check node port", regexp.MustCompile(`health check node port"`)},
+	{"sctp", regexp.MustCompile(`-m sctp -p sctp`)},
+	{"udp", regexp.MustCompile(`-m udp -p udp`)},
+	{"stale chain deletion", regexp.MustCompile(`(?m)^-X KUBE-`)},
+	{"localhost NodePorts firewall", regexp.MustCompile(`block incoming localnet connections`)},
+	{"non-localhost NodePorts", regexp.MustCompile(`--dst-type LOCAL ! -d 127\.0\.0\.0/8 -j KUBE-NODEPORTS`)},
+	{"nodePortAddresses", regexp.MustCompile(`this chain" -d \S+ -j KUBE-NODEPORTS`)},
+	{"IPv6", regexp.MustCompile(`--to-destination \[fd00:10::`)},
+	{"large cluster mode", regexp.MustCompile(`(?m)^-A KUBE-SEP-\S+ -s `)},
+	{"masquerade-all", regexp.MustCompile(`cluster IP" -m \S+ -p \S+ -d \S+ --dport \d+ -j KUBE-MARK-MASQ`)},
+	{"interface detector", regexp.MustCompile(` ! -i (veth\+|cbr0) -j KUBE-MARK-MASQ`)},
+	{"INVALID drop", regexp.MustCompile(`--ctstate INVALID -j DROP`)},
+	{"partial sync", regexp.MustCompile(`(?m)^\*nat\n:KUBE-SERVICES - \[0:0\]\n:KUBE-NODEPORTS - \[0:0\]\n:KUBE-POSTROUTING - \[0:0\]\n:KUBE-MARK-MASQ - \[0:0\]\n-A`)},
+}
+
+func markFeatures(out []byte, seen map[string]int) {
+	for _, f := range features {
+		if f.re.Match(out) {
+			seen[f.name]++
+		}
+	}
+	if !bytes.Contains(out, []byte("--ctstate INVALID")) {
+		seen["no INVALID drop (tcp_be_liberal)"]++
+	}
 }
 
 // runScenario syncs every state of sc in both proxiers and compares.
-func runScenario(sc Scenario) error {
+func runScenario(sc Scenario, observe func(upstream []byte)) error {
 	up, err := NewUpstream(sc.Config)
 	if err != nil {
 		return err
@@ -79,6 +135,9 @@ func runScenario(sc Scenario) error {
 		want, err := up.Sync()
 		if err != nil {
 			return fmt.Errorf("sync %d: %w", i, err)
+		}
+		if observe != nil {
+			observe(want)
 		}
 		got, err := kn.Sync(st)
 		if err != nil {
@@ -119,7 +178,7 @@ func TestRegressions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := runScenario(Scenario{Config: c.Config, States: c.States}); err != nil {
+			if err := runScenario(Scenario{Config: c.Config, States: c.States}, nil); err != nil {
 				t.Errorf("%s\n%s: %v", c.Description, f, err)
 			}
 		})

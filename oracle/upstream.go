@@ -58,6 +58,8 @@ type Config struct {
 	NodePortAddresses []string `json:"nodePortAddresses,omitempty"`
 	// ConntrackTCPLiberal says whether net.netfilter.nf_conntrack_tcp_be_liberal is set.
 	ConntrackTCPLiberal bool `json:"conntrackTCPLiberal,omitempty"`
+	// NodeZone is the node's topology.kubernetes.io/zone label ("" for none).
+	NodeZone string `json:"nodeZone,omitempty"`
 	// HostAddrs are the addresses the node's interfaces carry (what NodePortAddresses
 	// selects from); the node IP is always among them.
 	HostAddrs []netip.Prefix `json:"hostAddrs,omitempty"`
@@ -164,6 +166,10 @@ func NewUpstream(cfg Config) (*Upstream, error) {
 		if err := setUnexported(p, name, v); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.NodeZone != "" {
+		// As the node informer does: it queues a (full) sync, which Sync runs.
+		p.OnTopologyChange(map[string]string{corev1.LabelTopologyZone: cfg.NodeZone})
 	}
 	return &Upstream{proxier: p, ipt: ipt}, nil
 }
