@@ -199,19 +199,11 @@ func renderProxy(c *cluster.Cluster, nodeName string, node *dataplane.Node) ([]s
 		node.IPTables = rs
 		return res.Notes, nil
 	case cluster.ProxyNFTables:
-		opts := nftables.Options{NodeName: nodeName, Family: nftables.IPv4, ServiceCIDRs: []netip.Prefix{c.ServiceCIDR},
-			LocalAddrs: localAddrs(node), Version: "v" + version}
-		if n := c.NodeByName(nodeName); n != nil {
-			opts.NodeIP, opts.Zone = n.IP, n.Zone
+		opts, err := nftables.OptionsFromConfig(cfg, obj, nodeName, kubeproxy.IPv4, localAddrs(node), []netip.Prefix{c.ServiceCIDR})
+		if err != nil {
+			return nil, err
 		}
-		if cfg.ClusterCIDR != "" && (cfg.DetectLocalMode == "" || cfg.DetectLocalMode == "ClusterCIDR") {
-			p, err := netip.ParsePrefix(cfg.ClusterCIDR)
-			if err != nil {
-				return nil, fmt.Errorf("clusterCIDR: %w", err)
-			}
-			opts.DetectLocal, opts.LocalCIDR = nftables.DetectClusterCIDR, p
-		}
-		opts.MasqueradeAll = cfg.IPTables.MasqueradeAll
+		opts.Version = "v" + version
 		rs, err := nftables.RenderRuleset(c.Objects, opts)
 		if err != nil {
 			return nil, err
