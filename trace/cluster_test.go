@@ -217,3 +217,42 @@ func BenchmarkTraceCluster(b *testing.B) {
 		}
 	}
 }
+
+// TestTraceClusterHostEndpoint: pod → kubernetes Service, whose endpoints are the
+// control-plane nodes' IPs (hostNetwork API servers). In IPIP Always the request to a node IP
+// is routed by the main table without the tunnel (the node subnet is connected or reached via
+// the default route), but the reply to the pod's address takes the remote pod block's route
+// through tunl0: the path is asymmetric, as on a real Calico node.
+func TestTraceClusterHostEndpoint(t *testing.T) {
+	c, nodes := clusterNodes(t, "cluster-b", "")
+	res, err := TraceCluster(c, nodes, ClusterRequest{From: "default/busybox", To: "default/kubernetes:443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Paths) == 0 {
+		t.Fatal("no paths")
+	}
+	for _, p := range res.Paths {
+		last := p.Request[len(p.Request)-1]
+		if last.Step != "deliver" || last.Dev != "lo" || last.Netns != "" {
+			t.Errorf("to %s: request should end on the node's socket, got %+v", p.Endpoint, last)
+		}
+		for _, h := range p.Request {
+			if h.Outer != nil {
+				t.Errorf("to %s: request encapsulated: %+v", p.Endpoint, h)
+			}
+		}
+		tunneled := false
+		for _, h := range p.Reply {
+			if h.Outer != nil && h.Outer.Kind == "ipip" {
+				tunneled = true
+			}
+		}
+		if !tunneled {
+			t.Errorf("to %s: reply to the pod should go through tunl0", p.Endpoint)
+		}
+		if end := p.Reply[len(p.Reply)-1]; end.Netns != "default/busybox" {
+			t.Errorf("to %s: reply ends at %+v", p.Endpoint, end)
+		}
+	}
+}
