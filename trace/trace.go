@@ -269,7 +269,12 @@ func (t *tracer) route(f *flow, input bool) (local bool, dev string, err error) 
 		t.addRoute(f, func() Hop { return Hop{Node: name, Route: "local " + p.Dst.String(), Dev: "lo"} })
 		return true, "lo", nil
 	}
-	t.addRoute(f, func() Hop { return Hop{Node: name, Route: p.Dst.String() + " (not local: forwarded)"} })
+	t.addRoute(f, func() Hop {
+		if input {
+			return Hop{Node: name, Route: p.Dst.String() + " (not local: forwarded)"}
+		}
+		return Hop{Node: name, Route: p.Dst.String() + " (not local: sent out)"}
+	})
 	return false, "", nil
 }
 
