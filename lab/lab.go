@@ -480,7 +480,7 @@ func Open(c *cluster.Cluster) (*Lab, error) {
 			return fmt.Errorf("lab %s is not up (run `knet lab up`): %w", c.Name, err)
 		}
 		l.nsByKey[key] = ns
-		l.cleanup = append(l.cleanup, ns.Close)
+		l.cleanup = append(l.cleanup, ns.Delete)
 		return nil
 	}
 	for _, k := range []string{"fabric", "router", "outside"} {
@@ -502,11 +502,12 @@ func Open(c *cluster.Cluster) (*Lab, error) {
 	return l, nil
 }
 
-// Close releases an opened lab's handles without removing anything.
+// Close releases the lab's namespace handles without removing anything (the named
+// namespaces stay until Down or Cleanup).
 func (l *Lab) Close() error {
 	var errs []error
-	for _, f := range l.cleanup {
-		errs = append(errs, f())
+	for _, ns := range l.nsByKey {
+		errs = append(errs, ns.Close())
 	}
 	l.cleanup = nil
 	return errors.Join(errs...)
@@ -535,3 +536,5 @@ func kernelRelease() string {
 	}
 	return unix.ByteSliceToString(u.Release[:])
 }
+
+func kernelListNamed(prefix string) ([]string, error) { return kernel.ListNamedNS(prefix) }

@@ -17,3 +17,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The lab's VM (lab/vm) boots the Debian kernel package linux-image-amd64 depends on; fetch
+# it once into knet's cache (lab/vm unpacks it and builds the initramfs on first use).
+if command -v apt-cache >/dev/null && command -v apt-get >/dev/null; then
+	kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
+	cache="${XDG_CACHE_HOME:-$HOME/.cache}/knet/deb"
+	if [ -n "$kpkg" ] && ! ls "$cache/${kpkg}"_*.deb >/dev/null 2>&1; then
+		mkdir -p "$cache"
+		(cd "$cache" && apt-get download -q "$kpkg" 2>/dev/null) ||
+			echo "install-test-deps: could not download $kpkg; lab VM tests will try again" >&2
+	fi
+fi
