@@ -17,26 +17,86 @@ import (
 type dumpType string
 
 const (
-	dumpIPTables dumpType = "iptables-save"
-	dumpUnknown  dumpType = "unknown"
+	dumpIPTables  dumpType = "iptables-save"
+	dumpNFT       dumpType = "nft"
+	dumpIPVSAdm   dumpType = "ipvsadm"
+	dumpIPSet     dumpType = "ipset"
+	dumpCrictl    dumpType = "crictl"
+	dumpIPAddr    dumpType = "ip-addr"
+	dumpIPRule    dumpType = "ip-rule"
+	dumpIPNeigh   dumpType = "ip-neigh"
+	dumpBridgeFDB dumpType = "bridge-fdb"
+	dumpIPRoute   dumpType = "ip-route"
+	dumpUnknown   dumpType = "unknown"
 )
 
-// detectDump recognises a dump from its content. Integration point: the ip route, ip addr,
-// ipvsadm, ipset and nft explainers (explain.IPRoute, explain.IPAddr, explain.IPVSAdm,
-// explain.IPSet, explain.NFT) add their detection here and their call in explainFile.
+// detectDump recognises a dump from its content; each explainer package function owns its
+// format's detection where it has one.
 func detectDump(data []byte) dumpType {
-	if explain.LooksLikeIPTables(data) {
+	first := ""
+	for _, l := range strings.Split(string(data), "\n") {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			first = t
+			break
+		}
+	}
+	switch {
+	case explain.LooksLikeIPTables(data):
 		return dumpIPTables
+	case explain.LooksLikeNFT(data):
+		return dumpNFT
+	case strings.HasPrefix(first, "IP Virtual Server version") || strings.HasPrefix(first, "Prot LocalAddress") ||
+		strings.HasPrefix(first, "-A -t ") || strings.HasPrefix(first, "-A -u ") || strings.HasPrefix(first, "-A -f ") ||
+		strings.HasPrefix(first, "IPVS connection entries"):
+		return dumpIPVSAdm
+	case strings.HasPrefix(first, "create ") || strings.HasPrefix(first, "Name: "):
+		return dumpIPSet
+	case explain.LooksLikeCrictl(data):
+		return dumpCrictl
+	case explain.LooksLikeIPAddr(data):
+		return dumpIPAddr
+	case explain.LooksLikeIPRule(data):
+		return dumpIPRule
+	case explain.LooksLikeBridgeFDB(data):
+		return dumpBridgeFDB
+	case explain.LooksLikeIPNeigh(data):
+		return dumpIPNeigh
+	case explain.LooksLikeIPRoute(data):
+		return dumpIPRoute
 	}
 	return dumpUnknown
 }
 
 func explainFile(file string, data []byte, objs *cluster.Objects) ([]explain.Record, error) {
+	// The ip/bridge/crictl explainers read a whole cluster; from --objects only the objects
+	// are known.
+	c := &cluster.Cluster{}
+	if objs != nil {
+		c.Objects = *objs
+	}
 	switch detectDump(data) {
 	case dumpIPTables:
 		return explain.IPTables(file, data, objs)
+	case dumpNFT:
+		return explain.NFT(file, data, objs)
+	case dumpIPVSAdm:
+		return explain.IPVSAdm(file, data, objs)
+	case dumpIPSet:
+		return explain.IPSet(file, data, objs)
+	case dumpCrictl:
+		return explain.Crictl(file, data, c)
+	case dumpIPAddr:
+		return explain.IPAddr(file, data, c)
+	case dumpIPRule:
+		return explain.IPRule(file, data, c)
+	case dumpBridgeFDB:
+		return explain.BridgeFDB(file, data, c)
+	case dumpIPNeigh:
+		return explain.IPNeigh(file, data, c)
+	case dumpIPRoute:
+		return explain.IPRoute(file, data, c)
 	}
-	return nil, fmt.Errorf("%s: cannot tell what kind of dump this is (knet explain reads iptables-save/iptables-restore text)", file)
+	return nil, fmt.Errorf("%s: cannot tell what kind of dump this is (knet explain reads iptables-save, nft, ipvsadm, ipset, crictl, ip addr/route/rule/neigh and bridge fdb output)", file)
 }
 
 func newExplainCmd(s Streams) *cobra.Command {
@@ -45,7 +105,8 @@ func newExplainCmd(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "explain FILE... [--objects FILE...] [-o text|json]",
 		Short: "annotate dumps in Kubernetes terms",
-		Long: `Annotates every line of native dumps (iptables-save / iptables-restore text) in Kubernetes
+		Long: `Annotates every line of native dumps (iptables-save/restore, nft, ipvsadm, ipset, crictl,
+ip addr/route/rule/neigh, bridge fdb; the type is detected from the content) in Kubernetes
 terms: which Service port, endpoint, pod and node a rule belongs to, which policy it
 implements (traffic policies, session affinity, source ranges, no endpoints), why it
 masquerades, and which component wrote it (kube-proxy, kubelet, Calico, Docker,
