@@ -259,9 +259,12 @@ func (e *NoDestError) Error() string {
 
 // ConnectOptions tune how Schedule records the new connection.
 type ConnectOptions struct {
-	// SynOnly leaves a TCP connection in SYN_RECV (counted inactive, as the kernel counts
-	// a connection until the handshake completes); by default the handshake is taken as
-	// completed and the connection is ESTABLISHED (active).
+	// SynOnly leaves a TCP connection in SYN_RECV (60 s timeout) instead of taking the
+	// handshake as completed (ESTABLISHED, tcp timeout). Both count as active: every new
+	// connection starts inactive (the dest's conn_flags carry IP_VS_CONN_F_INACTIVE) and
+	// the first TCP state change to an active state of tcp_state_active_table (SYN_RECV,
+	// SYN_SENT, SYNACK, ESTABLISHED) moves it to ActiveConns; UDP never moves, so UDP
+	// entries are counted in InActConn, as ipvsadm shows for DNS.
 	SynOnly bool
 }
 
@@ -334,7 +337,7 @@ func (st *State) ScheduleOn(svc *Service, p Packet, opts ConnectOptions) (*Conn,
 		c.State, c.Expires = StateUDP, t.Now+st.Timeouts.UDP
 	default:
 		if opts.SynOnly {
-			c.State, c.Expires = StateSynRecv, t.Now+60*time.Second
+			c.State, c.Expires, c.active = StateSynRecv, t.Now+60*time.Second, true
 		} else {
 			c.State, c.Expires, c.active = StateEstablished, t.Now+st.Timeouts.TCP, true
 		}
@@ -355,14 +358,12 @@ func (st *State) ScheduleOn(svc *Service, p Packet, opts ConnectOptions) (*Conn,
 	return c, nil
 }
 
-// Establish moves a SYN_RECV connection to ESTABLISHED (active).
+// Establish moves a SYN_RECV connection to ESTABLISHED (both active: only the timeout
+// changes).
 func (st *State) Establish(c *Conn) {
-	if c.Template || c.dest == nil || c.active || c.Proto == UDP {
+	if c.Template || c.dest == nil || c.Proto == UDP || c.State != StateSynRecv {
 		return
 	}
-	c.dest.InactConns--
-	c.dest.ActiveConns++
-	c.active = true
 	c.State = StateEstablished
 	st.Conns.setExpires(c, st.Conns.Now+st.Timeouts.TCP)
 }
