@@ -69,11 +69,17 @@ func detectDump(data []byte) dumpType {
 
 func explainFile(file string, data []byte, objs *cluster.Objects) ([]explain.Record, error) {
 	// The ip/bridge/crictl explainers read a whole cluster; from --objects only the objects
-	// are known.
-	c := &cluster.Cluster{}
-	if objs != nil {
-		c.Objects = *objs
+	// (and what the Node objects say) are known.
+	c := explain.ClusterFromObjects(objs)
+	if c == nil {
+		c = &cluster.Cluster{}
 	}
+	return explainDump(file, data, c)
+}
+
+// explainDump explains one dump knowing the whole cluster (a preset or cluster file).
+func explainDump(file string, data []byte, c *cluster.Cluster) ([]explain.Record, error) {
+	objs := &c.Objects
 	switch detectDump(data) {
 	case dumpIPTables:
 		return explain.IPTables(file, data, objs)
