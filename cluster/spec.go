@@ -53,6 +53,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -357,32 +359,23 @@ func parseSpec(data []byte, file string, readFile func(string) ([]byte, error), 
 	// Objects: inline, the proxy configuration, then files.
 	var all Objects
 	var notes []Note
+	lines := strings.SplitAfter(string(data), "\n")
 	if s.Objects.Kind != 0 {
 		if s.Objects.Kind != yaml.SequenceNode {
 			return nil, lineErr(file, s.Objects.Line, "objects: expected a list of Kubernetes objects")
 		}
-		for _, item := range s.Objects.Content {
-			doc, err := nodeSource(data, item)
-			if err != nil {
-				return nil, lineErr(file, item.Line, "objects: %v", err)
-			}
-			objs, n, err := decode(bytes.NewReader(doc), file)
-			if err != nil {
-				return nil, err
-			}
-			notes = append(notes, n...)
-			all.Append(objs)
+		objs, n, err := decodeItems(lines, s.Objects.Content, file, decode)
+		if err != nil {
+			return nil, err
 		}
+		notes = append(notes, n...)
+		all.Append(objs)
 	}
 	if s.KubeProxy.Config.Kind != 0 {
 		if s.KubeProxy.Config.Kind != yaml.MappingNode {
 			return nil, lineErr(file, s.KubeProxy.Config.Line, "kubeProxy.config: expected a KubeProxyConfiguration")
 		}
-		doc, err := nodeSource(data, &s.KubeProxy.Config)
-		if err != nil {
-			return nil, lineErr(file, s.KubeProxy.Config.Line, "kubeProxy.config: %v", err)
-		}
-		objs, n, err := decode(bytes.NewReader(doc), file)
+		objs, n, err := decodeItems(lines, []*yaml.Node{&s.KubeProxy.Config}, file, decode)
 		if err != nil {
 			return nil, err
 		}
@@ -510,19 +503,71 @@ func addrField(file, what string, p pos, required bool) (netip.Addr, error) {
 	return a, nil
 }
 
-// nodeSource returns the source text of item (a block mapping in data) as a standalone YAML
-// document whose lines keep their numbers in data (earlier lines are blank), so that errors
-// from the object decoder name the cluster file's lines.
-func nodeSource(data []byte, item *yaml.Node) ([]byte, error) {
-	if item.Style&yaml.FlowStyle != 0 || item.Kind != yaml.MappingNode {
-		// Flow style: re-encode; line numbers inside the item are approximate.
-		b, err := yaml.Marshal(item)
+// docLine maps the first line of one document of a decoding stream to the cluster file.
+type docLine struct{ stream, orig int }
+
+// decodeItems decodes items (mappings in the cluster file) in one stream, one YAML document
+// per item, and maps the line numbers of errors and notes back to the cluster file.
+func decodeItems(lines []string, items []*yaml.Node, file string, decode objectsDecoder) (Objects, []Note, error) {
+	var stream bytes.Buffer
+	var docs []docLine
+	line := 1
+	for _, item := range items {
+		text, err := nodeSource(lines, item)
 		if err != nil {
-			return nil, err
+			return Objects{}, nil, lineErr(file, item.Line, "objects: %v", err)
 		}
-		return append([]byte(strings.Repeat("\n", item.Line-1)), b...), nil
+		stream.WriteString("---\n")
+		line++
+		docs = append(docs, docLine{stream: line, orig: item.Line})
+		stream.Write(text)
+		line += bytes.Count(text, []byte("\n"))
 	}
-	lines := strings.SplitAfter(string(data), "\n")
+	toOrig := func(n int) int {
+		i := sort.Search(len(docs), func(i int) bool { return docs[i].stream > n }) - 1
+		if i < 0 {
+			return n
+		}
+		return docs[i].orig + n - docs[i].stream
+	}
+	objs, notes, err := decode(&stream, file)
+	if err != nil {
+		prefix := file + ":"
+		msg := err.Error()
+		if rest, ok := strings.CutPrefix(msg, prefix); ok {
+			if j := strings.Index(rest, ":"); j > 0 {
+				if n, convErr := strconv.Atoi(rest[:j]); convErr == nil {
+					return Objects{}, nil, &lineError{msg: fmt.Sprintf("%s:%d%s", file, toOrig(n), rest[j:]), err: err}
+				}
+			}
+		}
+		return Objects{}, nil, err
+	}
+	for i := range notes {
+		if notes[i].File == file {
+			notes[i].Line = toOrig(notes[i].Line)
+		}
+	}
+	return objs, notes, nil
+}
+
+// lineError is a decoder error re-addressed to the cluster file's line; it unwraps to the
+// decoder's error.
+type lineError struct {
+	msg string
+	err error
+}
+
+func (e *lineError) Error() string { return e.msg }
+func (e *lineError) Unwrap() error { return e.err }
+
+// nodeSource returns the source text of item (a mapping in the file whose lines are lines)
+// as a standalone YAML document: a block mapping's own lines, dedented; a flow mapping
+// re-encoded (line numbers inside it are then approximate).
+func nodeSource(lines []string, item *yaml.Node) ([]byte, error) {
+	if item.Style&yaml.FlowStyle != 0 || item.Kind != yaml.MappingNode {
+		return yaml.Marshal(item)
+	}
 	start := item.Line - 1 // 0-based line of the item's first key
 	col := item.Column - 1 // 0-based column of the item's keys
 	end := len(lines)
@@ -538,7 +583,6 @@ func nodeSource(data []byte, item *yaml.Node) ([]byte, error) {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(strings.Repeat("\n", start))
 	for i := start; i < end; i++ {
 		l := lines[i]
 		if i == start {

@@ -133,15 +133,15 @@ func TestNodeSourceKeepsLines(t *testing.T) {
 	seq := root.Content[0].Content[3]
 	var got []string
 	for _, item := range seq.Content {
-		b, err := nodeSource(data, item)
+		b, err := nodeSource(strings.SplitAfter(string(data), "\n"), item)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, string(b))
 	}
 	want := []string{
-		"\n\nkind: Pod\nmetadata:\n  name: x\n\n# comment\nspec: {}\n",
-		"\n\n\n\n\n\n\n\nkind: Service\n",
+		"kind: Pod\nmetadata:\n  name: x\n\n# comment\nspec: {}\n",
+		"kind: Service\n",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("nodeSource (-want +got):\n%s", d)
@@ -165,4 +165,27 @@ func FuzzParseCluster(f *testing.F) {
 			t.Errorf("error does not name the file: %v", err)
 		}
 	})
+}
+
+func TestInlineNotesKeepLines(t *testing.T) {
+	base, err := os.ReadFile("testdata/spec-inline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.ReplaceAll(string(base), "  kind: Pod", "  kind: Pdo")
+	c, err := ParseCluster([]byte(src), "c.yaml", func(string) ([]byte, error) { return []byte("# no objects\n"), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range c.Notes {
+		got = append(got, n.String())
+	}
+	want := []string{
+		`c.yaml:44: skipped v1 Pdo "default/echo-b": not a kind knet uses`,
+		`c.yaml:51: skipped v1 Pdo "default/echo-a": not a kind knet uses`,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("notes (-want +got):\n%s", d)
+	}
 }
