@@ -171,8 +171,10 @@ func ParsePS(s *cri.State, file string, data []byte, now time.Time) (string, Pro
 	}
 	t := newTableFrom(ls[0])
 	version := map[int]string{7: "1.23.0", 8: "1.31.0", 9: "1.32.0"}[len(t.header)]
-	if t.header[0] == "CONTAINER ID" {
+	if t.header[0] == "CONTAINER ID" && len(t.header) == 7 {
 		version = "1.14.0"
+	} else if t.header[0] != "CONTAINER" {
+		version = ""
 	}
 	if version == "" {
 		probs = append(probs, Problem{file, 1, ls[0], fmt.Sprintf("unknown crictl ps header with %d columns", len(t.header))})
