@@ -11,8 +11,12 @@ import (
 
 	"github.com/knet-dev/knet/cluster"
 	"github.com/knet-dev/knet/format/iptablessave"
+	nftformat "github.com/knet-dev/knet/format/nft"
 	"github.com/knet-dev/knet/render/kubeproxy"
 	kpiptables "github.com/knet-dev/knet/render/kubeproxy/iptables"
+	kpipvs "github.com/knet-dev/knet/render/kubeproxy/ipvs"
+	kpnftables "github.com/knet-dev/knet/render/kubeproxy/nftables"
+	kubeproxyconfigv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 )
 
 // renderFormat is the --format of `knet render kube-proxy`.
@@ -132,24 +136,71 @@ func runRenderKubeProxy(s Streams, f kubeProxyFlags) error {
 	switch mode {
 	case cluster.ProxyIPTables:
 		return renderIPTables(s.Out, objs, node, nodeName, f)
-	case cluster.ProxyIPVS, cluster.ProxyNFTables:
-		// Integration point: render/kubeproxy/ipvs and render/kubeproxy/nftables plug in here
-		// (nftables: RenderTransaction / RenderRuleset printed with format/nft).
-		return notYet("knet render kube-proxy --mode "+string(mode), 2)
+	case cluster.ProxyIPVS:
+		return renderIPVS(s.Out, objs, node, nodeName, f)
+	case cluster.ProxyNFTables:
+		return renderNFTables(s.Out, objs, node, nodeName, f)
 	default:
 		return fmt.Errorf("render kube-proxy: unknown mode %q (want iptables, ipvs or nftables)", mode)
 	}
 }
 
-func renderIPTables(w io.Writer, objs cluster.Objects, node *corev1.Node, nodeName string, f kubeProxyFlags) error {
-	cfg := objs.ProxyConfig
-	if cfg != nil && cfg.Mode != "" && cfg.Mode != "iptables" {
-		// --mode overrides the configuration's mode; keep the rest of it.
+// configForMode returns the configuration with its mode cleared when --mode overrides it.
+func configForMode(cfg *kubeproxyconfigv1alpha1.KubeProxyConfiguration, mode cluster.ProxyMode) *kubeproxyconfigv1alpha1.KubeProxyConfiguration {
+	if cfg != nil && cfg.Mode != "" && cluster.ProxyMode(cfg.Mode) != mode {
 		c := *cfg
 		c.Mode = ""
-		cfg = &c
+		return &c
 	}
-	opts, err := kpiptables.OptionsFromConfig(cfg, node, nodeName, kubeproxy.Family(f.family))
+	return cfg
+}
+
+// renderIPVS prints the IPVS mode's iptables-restore input, ipset save and ipvsadm -Ln
+// (--format save: ipvsadm-save -n) as render/kubeproxy/ipvs.WriteSections does.
+func renderIPVS(w io.Writer, objs cluster.Objects, node *corev1.Node, nodeName string, f kubeProxyFlags) error {
+	opts, err := kpipvs.OptionsFromConfig(configForMode(objs.ProxyConfig, cluster.ProxyIPVS), node, nodeName, kubeproxy.Family(f.family))
+	if err != nil {
+		return fmt.Errorf("render kube-proxy: %w", err)
+	}
+	res, err := kpipvs.Render(objs, opts)
+	if err != nil {
+		return fmt.Errorf("render kube-proxy: %w", err)
+	}
+	switch renderFormat(f.format) {
+	case renderRestore, renderSave:
+		return kpipvs.WriteSections(w, res, kpipvs.SectionOptions{Save: renderFormat(f.format) == renderSave})
+	}
+	return fmt.Errorf("render kube-proxy: unknown --format %q (want restore or save)", f.format)
+}
+
+// renderNFTables prints the nftables mode's first transaction (`nft -f` input, --format
+// restore) or the `nft list ruleset` that results (--format save).
+func renderNFTables(w io.Writer, objs cluster.Objects, node *corev1.Node, nodeName string, f kubeProxyFlags) error {
+	opts, err := kpnftables.OptionsFromConfig(configForMode(objs.ProxyConfig, cluster.ProxyNFTables), node, nodeName,
+		kubeproxy.Family(f.family), kubeproxy.NodeIPs(objs, nodeName), nil)
+	if err != nil {
+		return fmt.Errorf("render kube-proxy: %w", err)
+	}
+	switch renderFormat(f.format) {
+	case renderRestore:
+		tx, err := kpnftables.RenderTransaction(objs, opts)
+		if err != nil {
+			return fmt.Errorf("render kube-proxy: %w", err)
+		}
+		_, err = io.WriteString(w, tx)
+		return err
+	case renderSave:
+		rs, err := kpnftables.RenderRuleset(objs, opts)
+		if err != nil {
+			return fmt.Errorf("render kube-proxy: %w", err)
+		}
+		return nftformat.Write(w, rs, nftformat.WriteOptions{})
+	}
+	return fmt.Errorf("render kube-proxy: unknown --format %q (want restore or save)", f.format)
+}
+
+func renderIPTables(w io.Writer, objs cluster.Objects, node *corev1.Node, nodeName string, f kubeProxyFlags) error {
+	opts, err := kpiptables.OptionsFromConfig(configForMode(objs.ProxyConfig, cluster.ProxyIPTables), node, nodeName, kubeproxy.Family(f.family))
 	if err != nil {
 		return fmt.Errorf("render kube-proxy: %w", err)
 	}

@@ -67,7 +67,7 @@ func TestRenderKubeProxyErrors(t *testing.T) {
 	}{
 		{[]string{"render", "kube-proxy"}, "--objects is required"},
 		{[]string{"render", "kube-proxy", "--objects", objs}, "no node name"},
-		{[]string{"render", "kube-proxy", "--objects", objs, "--node", "worker-1", "--mode", "nftables"}, "not implemented yet"},
+		{[]string{"render", "kube-proxy", "--objects", objs, "--node", "worker-1", "--mode", "userspace"}, `unknown mode "userspace"`},
 		{[]string{"render", "kube-proxy", "--objects", objs, "--node", "worker-1", "--format", "json"}, `unknown --format "json"`},
 		{[]string{"render", "kube-proxy", "--objects", "testdata/render/missing.yaml", "--node", "x"}, "missing.yaml"},
 	}
@@ -75,6 +75,34 @@ func TestRenderKubeProxyErrors(t *testing.T) {
 		_, errOut, code := runCLI(t, tt.args...)
 		if code == 0 || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q; want failure mentioning %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+// TestRenderKubeProxyOtherModes checks the wiring of the IPVS and nftables renderers (their
+// output is pinned by their own packages' tests).
+func TestRenderKubeProxyOtherModes(t *testing.T) {
+	objs := filepath.Join("testdata", "render", "objects.yaml")
+	cfg := filepath.Join("testdata", "render", "kube-proxy-config.yaml")
+	tests := []struct {
+		mode, format string
+		want         []string
+	}{
+		{"ipvs", "restore", []string{"deprecated", "KUBE-CLUSTER-IP", "TCP  10.96.12.34:80 rr", "192.168.10.11:30080"}},
+		{"ipvs", "save", []string{"-A -t 10.96.12.34:80 -s rr", "-a -t 10.96.12.34:80 -r 10.244.1.7:8080 -m -w 1"}},
+		{"nftables", "restore", []string{"add table ip kube-proxy", "shop/web/tcp/http__10.244.1.7/8080"}},
+		{"nftables", "save", []string{"table ip kube-proxy {", "10.96.12.34"}},
+	}
+	for _, tt := range tests {
+		out, errOut, code := runCLI(t, "render", "kube-proxy", "--objects", objs, "--config", cfg, "--mode", tt.mode, "--format", tt.format)
+		if code != 0 {
+			t.Errorf("%s/%s: exit %d: %s", tt.mode, tt.format, code, errOut)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s/%s: output lacks %q", tt.mode, tt.format, w)
+			}
 		}
 	}
 }
