@@ -103,10 +103,14 @@ func newResult(n *Node, req Request, flows []*flow, paths bool) *Result {
 		res.Origin = flows[0].origin
 	}
 	res.Branches = make([]BranchResult, 0, len(flows))
-	byVerdict := map[netfilter.Decision]float64{}
-	var order []netfilter.Decision
-	dnatIdx := map[string]int{}
-	seenAssumed := map[string]bool{}
+	type vp struct {
+		v netfilter.Decision
+		p float64
+	}
+	var verdicts []vp // in first-seen order
+	var dnatAddrs []netip.AddrPort
+	var dnatIdx map[netip.AddrPort]int // only for large fan-outs
+	var seenAssumed map[string]bool
 	anyMasq, allMasq := false, true
 	for _, f := range flows {
 		b := f.b
@@ -123,21 +127,49 @@ func newResult(n *Node, req Request, flows []*flow, paths bool) *Result {
 			br.Marks = fmt.Sprintf("0x%x", b.Packet.Mark)
 		}
 		if d, ok := b.FirstDNAT(); ok {
-			br.DNAT = d.String()
-			if i, ok := dnatIdx[br.DNAT]; ok {
+			i := -1
+			if dnatIdx != nil {
+				if j, ok := dnatIdx[d]; ok {
+					i = j
+				}
+			} else {
+				for j, a := range dnatAddrs {
+					if a == d {
+						i = j
+						break
+					}
+				}
+			}
+			if i >= 0 {
+				br.DNAT = res.DNAT[i].To
 				res.DNAT[i].Probability = netfilter.Probability(res.DNAT[i].Probability + b.Probability)
 			} else {
-				dnatIdx[br.DNAT] = len(res.DNAT)
+				br.DNAT = d.String()
+				dnatAddrs = append(dnatAddrs, d)
 				res.DNAT = append(res.DNAT, DNAT{To: br.DNAT, Probability: netfilter.Probability(b.Probability)})
+				if dnatIdx == nil && len(dnatAddrs) > 32 {
+					dnatIdx = make(map[netip.AddrPort]int, len(flows))
+					for j, a := range dnatAddrs {
+						dnatIdx[a] = j
+					}
+				} else if dnatIdx != nil {
+					dnatIdx[d] = len(dnatAddrs) - 1
+				}
 			}
 		}
 		if paths {
 			br.Path = hops(n, name, f)
 		}
-		if _, ok := byVerdict[br.Verdict]; !ok {
-			order = append(order, br.Verdict)
+		found := false
+		for i := range verdicts {
+			if verdicts[i].v == br.Verdict {
+				verdicts[i].p += b.Probability
+				found = true
+			}
 		}
-		byVerdict[br.Verdict] += b.Probability
+		if !found {
+			verdicts = append(verdicts, vp{br.Verdict, b.Probability})
+		}
 		anyMasq = anyMasq || br.Masquerade
 		allMasq = allMasq && br.Masquerade
 		for _, a := range b.Assumed {
@@ -145,22 +177,25 @@ func newResult(n *Node, req Request, flows []*flow, paths bool) *Result {
 			if seenAssumed[k] {
 				continue
 			}
+			if seenAssumed == nil {
+				seenAssumed = map[string]bool{}
+			}
 			seenAssumed[k] = true
 			res.Assumed = append(res.Assumed, Assumed{Table: string(a.Table), Chain: a.Chain, Line: a.Line, Match: a.Match, Value: a.Value, Reason: a.Reason})
 		}
 		res.Branches = append(res.Branches, br)
 	}
-	if len(order) > 0 {
-		best := order[0]
-		for _, v := range order[1:] {
-			if byVerdict[v] > byVerdict[best]+1e-12 {
+	if len(verdicts) > 0 {
+		best := verdicts[0]
+		for _, v := range verdicts[1:] {
+			if v.p > best.p+1e-12 {
 				best = v
 			}
 		}
-		res.Verdict = best
-		res.VerdictVaries = len(order) > 1
+		res.Verdict = best.v
+		res.VerdictVaries = len(verdicts) > 1
 		for _, br := range res.Branches {
-			if br.Verdict == best {
+			if br.Verdict == best.v {
 				res.DecidedBy = br.DecidedBy
 				res.Path = br.Path
 				break

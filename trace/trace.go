@@ -224,7 +224,7 @@ func (t *tracer) addRoute(f *flow, h func() Hop) {
 
 func (t *tracer) hook(h netfilter.Hook, f *flow, next func(*flow)) {
 	out := t.ev.HookOne(h, t.env, f.b)
-	if len(out) == 1 && out[0] == f.b {
+	if out == nil {
 		next(f) // no fork: keep the flow
 		return
 	}

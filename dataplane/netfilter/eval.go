@@ -381,7 +381,10 @@ type pathNode struct {
 
 // stepArena hands out path nodes in chunks, so a trace with many branches and steps does a
 // handful of allocations.
-type stepArena struct{ buf []pathNode }
+type stepArena struct {
+	buf    []pathNode
+	frames []frame
+}
 
 func (a *stepArena) add(s Step, prev *pathNode) *pathNode {
 	if len(a.buf) == cap(a.buf) {
@@ -637,6 +640,11 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 	if env == nil {
 		env = &Env{}
 	}
+	return ev.hookFrom(h, env, in, 0)
+}
+
+// hookFrom runs the tables of hook h from the first-th on.
+func (ev *Evaluator) hookFrom(h Hook, env *Env, in []*Branch, first int) []*Branch {
 	cur := in
 	tables, nt := hookTableArray(h)
 	hi := hookIndex(h)
@@ -645,6 +653,9 @@ func (ev *Evaluator) Hook(h Hook, env *Env, in []*Branch) []*Branch {
 	}
 	var spare []*Branch
 	for k, tn := range tables[:nt] {
+		if k < first {
+			continue
+		}
 		c := ev.hooks[hi][k]
 		if c == nil {
 			continue
@@ -711,10 +722,48 @@ func hookTableArray(h Hook) ([5]TableName, int) {
 	return [5]TableName{}, 0
 }
 
-// HookOne is Hook for one branch.
+// HookOne runs the single branch b through hook h. It returns nil when b did not fork (b
+// itself then holds the result), else every resulting branch, as Hook does.
 func (ev *Evaluator) HookOne(h Hook, env *Env, b *Branch) []*Branch {
-	in := [1]*Branch{b}
-	return ev.Hook(h, env, in[:])
+	if env == nil {
+		env = &Env{}
+	}
+	tables, nt := hookTableArray(h)
+	hi := hookIndex(h)
+	if hi < 0 {
+		return nil
+	}
+	for k, tn := range tables[:nt] {
+		c := ev.hooks[hi][k]
+		if c == nil || b.Done() || (tn == NAT && natSkipped(h, &b.Packet)) {
+			continue
+		}
+		x := run{ev: ev, env: env, hook: h, table: tn, single: true}
+		x.pnum, x.pok = ProtoNumber(b.Packet.Proto)
+		x.chain(c, 0, nil, b)
+		if tn == NAT {
+			if !x.forked {
+				if h == Prerouting || h == Output {
+					b.Packet.DstNATDone = true
+				} else {
+					b.Packet.SrcNATDone = true
+				}
+			}
+			for _, o := range x.out {
+				if h == Prerouting || h == Output {
+					o.Packet.DstNATDone = true
+				} else {
+					o.Packet.SrcNATDone = true
+				}
+			}
+		}
+		if x.forked {
+			// Forked: the remaining tables run on every branch.
+			rest := append([]*Branch(nil), x.out...)
+			return ev.hookFrom(h, env, rest, k+1)
+		}
+	}
+	return nil
 }
 
 // Eval is Hook for a single packet starting a trace.
@@ -739,22 +788,41 @@ type frame struct {
 	parent *frame
 }
 
+// emit records a branch that finished the table.
+func (x *run) emit(b *Branch) {
+	if x.single && !x.forked {
+		if x.first == nil {
+			x.first = b
+			return
+		}
+		x.forked = true
+		x.out = append(make([]*Branch, 0, 16), x.first)
+	}
+	x.out = append(x.out, b)
+}
+
 // frame allocates a return frame from the run's slab (frames are immutable and shared by
 // forked branches, so they live as long as the slab).
-func (x *run) frame(c *evChain, next int, parent *frame) *frame {
-	if len(x.frames) == cap(x.frames) {
-		x.frames = make([]frame, 0, 8)
+func (x *run) frame(b *Branch, c *evChain, next int, parent *frame) *frame {
+	if b.arena == nil {
+		b.arena = &stepArena{}
 	}
-	x.frames = append(x.frames, frame{c: c, next: next, parent: parent})
-	return &x.frames[len(x.frames)-1]
+	a := b.arena
+	if len(a.frames) == cap(a.frames) {
+		a.frames = make([]frame, 0, 32)
+	}
+	a.frames = append(a.frames, frame{c: c, next: next, parent: parent})
+	return &a.frames[len(a.frames)-1]
 }
 
 type run struct {
-	frames []frame
-	ev     *Evaluator
-	env    *Env
-	hook   Hook
-	table  TableName
+	// single: the caller passed one branch and wants no slice unless it forks (forked).
+	single, forked bool
+	first          *Branch
+	ev             *Evaluator
+	env            *Env
+	hook           Hook
+	table          TableName
 	// out collects the branches that finished the table, in order.
 	out []*Branch
 	// pnum is the packet's protocol number (pok: known); the protocol never changes.
@@ -787,7 +855,7 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch) {
 		if i >= len(c.rules) {
 			if c.builtin || stack == nil {
 				x.policy(c, b)
-				x.out = append(x.out, b)
+				x.emit(b)
 				return
 			}
 			c, i, stack = stack.c, stack.next, stack.parent
@@ -815,7 +883,7 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch) {
 		}
 		cont, nc, ni, nstack := x.apply(c, i, stack, depth, r, b)
 		if !cont {
-			x.out = append(x.out, b)
+			x.emit(b)
 			return
 		}
 		if nc != c || nstack != stack {
@@ -832,7 +900,7 @@ func (x *run) chain(c *evChain, i int, stack *frame, b *Branch) {
 func (x *run) target(c *evChain, i int, stack *frame, depth int, r *evRule, b *Branch) {
 	cont, nc, ni, nstack := x.apply(c, i, stack, depth, r, b)
 	if !cont {
-		x.out = append(x.out, b)
+		x.emit(b)
 		return
 	}
 	x.chain(nc, ni, nstack, b)
@@ -893,7 +961,7 @@ func (x *run) apply(c *evChain, i int, stack *frame, depth int, r *evRule, b *Br
 			x.decide(b, DecisionDrop, DecidedByRule)
 			return false, nil, 0, nil
 		}
-		return true, r.chain, 0, x.frame(c, i+1, stack)
+		return true, r.chain, 0, x.frame(b, c, i+1, stack)
 	case tGoto:
 		return true, r.chain, 0, stack
 	case tDNAT, tRedirect:
