@@ -1,6 +1,8 @@
 package cli
 
 import (
+	kubeproxyconfigv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -26,25 +28,42 @@ import (
 
 // clusterFlags are --preset and -f, shared by the verbs that act on a whole cluster.
 type clusterFlags struct {
-	preset string
-	file   string
+	preset    string
+	file      string
+	proxyMode string
 }
 
 func (f *clusterFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.preset, "preset", "", "embedded cluster: "+strings.Join(cluster.PresetNames(), ", "))
 	cmd.Flags().StringVarP(&f.file, "filename", "f", "", "cluster file (YAML, see cluster.LoadCluster)")
+	cmd.Flags().StringVar(&f.proxyMode, "proxy-mode", "", "run the cluster's kube-proxy in this mode instead: iptables, ipvs or nftables")
 }
 
 func (f *clusterFlags) load() (*cluster.Cluster, error) {
+	var c *cluster.Cluster
+	var err error
 	switch {
 	case f.preset != "" && f.file != "":
 		return nil, errors.New("give either --preset or -f, not both")
 	case f.preset != "":
-		return cluster.Preset(f.preset)
+		c, err = cluster.Preset(f.preset)
 	case f.file != "":
-		return cluster.LoadCluster(f.file)
+		c, err = cluster.LoadCluster(f.file)
+	default:
+		return nil, fmt.Errorf("no cluster: give --preset (%s) or -f CLUSTER.yaml", strings.Join(cluster.PresetNames(), ", "))
 	}
-	return nil, fmt.Errorf("no cluster: give --preset (%s) or -f CLUSTER.yaml", strings.Join(cluster.PresetNames(), ", "))
+	if err != nil || f.proxyMode == "" {
+		return c, err
+	}
+	switch m := cluster.ProxyMode(f.proxyMode); m {
+	case cluster.ProxyIPTables, cluster.ProxyIPVS, cluster.ProxyNFTables:
+		c.Proxy.Mode = m
+		if c.Objects.ProxyConfig != nil {
+			c.Objects.ProxyConfig.Mode = kubeproxyconfigv1alpha1.ProxyMode(m)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("--proxy-mode %q: want iptables, ipvs or nftables", f.proxyMode)
 }
 
 // getOptions are `knet get`'s switches.
