@@ -68,6 +68,19 @@ type Outcome struct {
 	// Disagreements are where kernel and model differ: each one is a finding.
 	Disagreements []string      `json:"disagreements"`
 	Duration      time.Duration `json:"duration"`
+
+	// IPVS is the connection-by-connection check of a deterministic IPVS scheduler.
+	IPVS *IPVSCheck `json:"ipvs,omitempty"`
+}
+
+// IPVSCheck compares the real server of every connection with the model's scheduler.
+type IPVSCheck struct {
+	Node       string   `json:"node"`
+	Scheduler  string   `json:"scheduler"`
+	Checked    int      `json:"checked"`
+	Mismatches int      `json:"mismatches"`
+	Model      []string `json:"model"`  // the model's sequence of pods
+	Kernel     []string `json:"kernel"` // the kernel's
 }
 
 // SeedFlows are the seed document's flows on cluster c: pod → ClusterIP, pod → pod across
@@ -433,6 +446,11 @@ func (l *Lab) RunFlow(ctx context.Context, f Flow) Outcome {
 	}
 	o.ClientIP = clientIP
 	ns := l.nsByKey[nsKey]
+	ipvsNode := l.ipvsNodeFor(f)
+	sh, err := l.shadow(ipvsNode)
+	if err != nil {
+		o.Disagreements = append(o.Disagreements, err.Error())
+	}
 	before := l.counters()
 	for i := 0; i < f.Count; i++ {
 		if ctx.Err() != nil {
@@ -448,6 +466,17 @@ func (l *Lab) RunFlow(ctx context.Context, f Flow) Outcome {
 		}
 		o.Answers[a.Pod]++
 		o.Sources[a.Saw.Addr().String()]++
+		if sh != nil {
+			l.checkIPVS(&o, sh, ipvsNode, a)
+		}
+	}
+	if o.IPVS != nil {
+		if o.IPVS.Mismatches > 0 {
+			i := firstDiff(o.IPVS.Model, o.IPVS.Kernel)
+			o.Disagreements = append(o.Disagreements, fmt.Sprintf("IPVS %s on %s: %d of %d connections went to another real server than the model's scheduler; first at connection %d: model %s, kernel %s", o.IPVS.Scheduler, o.IPVS.Node, o.IPVS.Mismatches, o.IPVS.Checked, i+1, o.IPVS.Model[i], o.IPVS.Kernel[i]))
+		} else if o.IPVS.Checked > 0 {
+			o.Agreements = append(o.Agreements, fmt.Sprintf("IPVS %s on %s: all %d connections went to the real server the model's scheduler picked", o.IPVS.Scheduler, o.IPVS.Node, o.IPVS.Checked))
+		}
 	}
 	after := l.counters()
 	for k, v := range after {
@@ -692,4 +721,54 @@ func upperGammaQ(a, x float64) float64 {
 		}
 	}
 	return math.Exp(-x+a*math.Log(x)-lg) * h
+}
+
+// ipvsNodeFor is the node whose IPVS handles the flow's connections: the client's node, or
+// for traffic from outside the node it is sent to.
+func (l *Lab) ipvsNodeFor(f Flow) string {
+	if f.From == "outside" {
+		for _, n := range l.Cluster.Nodes {
+			if n.IP == f.To.Addr() {
+				return n.Name
+			}
+		}
+		return ""
+	}
+	return nodeOfClient(f.From, l)
+}
+
+func (l *Lab) checkIPVS(o *Outcome, sh *ipvsShadow, node string, a Answer) {
+	client := a.Client
+	if o.Flow.From == "outside" || !client.IsValid() {
+		client = netip.AddrPortFrom(o.ClientIP, a.Client.Port())
+	}
+	want, sched, ok, err := sh.pick(o.Flow.Kind, client, o.Flow.To)
+	if !ok {
+		return
+	}
+	if o.IPVS == nil {
+		o.IPVS = &IPVSCheck{Node: node, Scheduler: string(sched)}
+	}
+	if !sched.Deterministic() {
+		return
+	}
+	modelPod := l.podByEndpoint(want.String())
+	if err != nil {
+		modelPod = "error: " + err.Error()
+	}
+	o.IPVS.Checked++
+	o.IPVS.Model = append(o.IPVS.Model, modelPod)
+	o.IPVS.Kernel = append(o.IPVS.Kernel, a.Pod)
+	if modelPod != a.Pod {
+		o.IPVS.Mismatches++
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range a {
+		if i >= len(b) || a[i] != b[i] {
+			return i
+		}
+	}
+	return 0
 }

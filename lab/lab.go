@@ -61,6 +61,8 @@ type Lab struct {
 	nsByKey map[string]*kernel.NS
 	// cleanup holds undo steps in creation order; Down runs them in reverse.
 	cleanup []func() error
+	// shadows are the per-node IPVS model states fed the lab's connections.
+	shadows map[string]*ipvsShadow
 }
 
 // Requirement is a kernel feature a cluster needs, with why.

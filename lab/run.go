@@ -65,6 +65,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "; encapsulated on %s", strings.Join(p.Encap, ", "))
 		}
 		b.WriteString("\n")
+		if o.IPVS != nil {
+			fmt.Fprintf(&b, "  ipvs: scheduler %s on %s, %d connections checked one by one, %d mismatches\n", o.IPVS.Scheduler, o.IPVS.Node, o.IPVS.Checked, o.IPVS.Mismatches)
+		}
 		for _, a := range o.Agreements {
 			fmt.Fprintf(&b, "  ok: %s\n", a)
 		}

@@ -25,6 +25,8 @@ import (
 type Answer struct {
 	Pod string         // "namespace/name"
 	Saw netip.AddrPort // the connection's source address as the server saw it
+	// Client is the client's own socket address (set by Dial, not sent on the wire).
+	Client netip.AddrPort
 }
 
 // answerLine is the wire form: "knet-lab pod=NS/NAME saw=IP:PORT".
@@ -222,6 +224,7 @@ func dnsReply(q []byte, txt string) ([]byte, error) {
 // and returns the answer. The socket is made inside ns; the exchange is bounded by timeout.
 func Dial(ctx context.Context, ns *kernel.NS, kind string, dst netip.AddrPort, timeout time.Duration) (Answer, error) {
 	var reply string
+	var local netip.AddrPort
 	err := ns.Do(func() error {
 		d := net.Dialer{Timeout: timeout}
 		network := "tcp4"
@@ -233,6 +236,7 @@ func Dial(ctx context.Context, ns *kernel.NS, kind string, dst netip.AddrPort, t
 			return err
 		}
 		defer c.Close()
+		local, _ = netip.ParseAddrPort(c.LocalAddr().String())
 		c.SetDeadline(time.Now().Add(timeout))
 		switch kind {
 		case "tcp":
@@ -275,7 +279,9 @@ func Dial(ctx context.Context, ns *kernel.NS, kind string, dst netip.AddrPort, t
 	if err != nil {
 		return Answer{}, fmt.Errorf("%s %s from %s: %w", kind, dst, ns, err)
 	}
-	return ParseAnswer(reply)
+	a, err := ParseAnswer(reply)
+	a.Client = local
+	return a, err
 }
 
 func dnsQuery() ([]byte, error) {
