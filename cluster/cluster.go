@@ -68,6 +68,10 @@ type Cluster struct {
 	Created time.Time
 	// Notes are what the object loader skipped or changed without failing.
 	Notes []Note
+
+	// podIndex is the pods by node name (see PodsOn, Reindex), built for podIndexLen pods.
+	podIndex    map[string][]*corev1.Pod
+	podIndexLen int
 }
 
 // Node is one node of the cluster.

@@ -64,6 +64,7 @@ func (c *Cluster) complete(file string) error {
 		}
 	}
 	c.sortObjects()
+	c.Reindex()
 	return nil
 }
 
@@ -77,8 +78,13 @@ func (c *Cluster) NodeByName(name string) *Node {
 	return nil
 }
 
-// PodsOn returns the pods scheduled on node, in (namespace, name) order.
+// PodsOn returns the pods scheduled on node, in (namespace, name) order. It uses the index
+// LoadCluster builds (see Reindex) while Objects.Pods still has the length it was built
+// for, else scans. Safe for concurrent use when nobody changes the cluster.
 func (c *Cluster) PodsOn(node string) []*corev1.Pod {
+	if c.podIndex != nil && c.podIndexLen == len(c.Objects.Pods) {
+		return append([]*corev1.Pod(nil), c.podIndex[node]...)
+	}
 	var out []*corev1.Pod
 	for _, p := range c.Objects.Pods {
 		if p.Spec.NodeName == node {
@@ -87,6 +93,19 @@ func (c *Cluster) PodsOn(node string) []*corev1.Pod {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return podKey(out[i]) < podKey(out[j]) })
 	return out
+}
+
+// Reindex rebuilds the pods-by-node index PodsOn uses; call it after changing
+// Objects.Pods or a pod's spec.nodeName.
+func (c *Cluster) Reindex() {
+	idx := map[string][]*corev1.Pod{}
+	for _, p := range c.Objects.Pods {
+		idx[p.Spec.NodeName] = append(idx[p.Spec.NodeName], p)
+	}
+	for _, ps := range idx {
+		sort.SliceStable(ps, func(i, j int) bool { return podKey(ps[i]) < podKey(ps[j]) })
+	}
+	c.podIndex, c.podIndexLen = idx, len(c.Objects.Pods)
 }
 
 // objectUID is a stable UID for an object: a name-based (SHA-1) UUID of kind/namespace/name.
