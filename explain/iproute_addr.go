@@ -32,12 +32,14 @@ func IPAddr(file string, data []byte, c *cluster.Cluster) ([]Record, error) {
 	var out []Record
 	var cur *route.Link
 	for i, raw := range splitLines(data) {
+		// `-o` puts a whole record on one line, inner lines joined by "\": the line is
+		// explained by its first segment (the link or the address), one record per line.
 		for k, ln := range strings.Split(raw, "\\") {
-			if k > 0 && strings.TrimSpace(ln) == "" {
+			if k > 0 {
 				continue
 			}
-			rec := Record{File: file, Line: i + 1, Text: ln, Kind: Unknown}
-			if k == 0 && len(ln) > 0 && ln[0] >= '0' && ln[0] <= '9' {
+			rec := Record{File: file, Line: i + 1, Text: raw, Kind: Unknown}
+			if len(ln) > 0 && ln[0] >= '0' && ln[0] <= '9' {
 				idx, _, _ := strings.Cut(ln, ":")
 				n, _ := strconv.Atoi(idx)
 				cur = s.LinkByIndex(n)

@@ -114,6 +114,11 @@ func TestExplainIPRoute(t *testing.T) {
 		{"bridge-fdb.txt", calicoCluster(), BridgeFDB, []kindRef{
 			{KindFDBVTEP, Refs{Node: "node-b"}}, {KindFDBKernel, Refs{}}, {KindFDBBridgePort, Refs{}}, {KindFDBBridgePort, Refs{}},
 		}},
+		{"iproute-addr-oneline.txt", nil, IPAddr, []kindRef{
+			{KindLoopback, Refs{}}, {KindLoopback, Refs{}}, {Unknown, Refs{}}, {Unknown, Refs{}}, {KindIPv6LinkLocal, Refs{}},
+			{Unknown, Refs{}}, {KindIPv6LinkLocal, Refs{}}, {KindIPv6LinkLocal, Refs{}}, {Unknown, Refs{}}, {KindIPv6LinkLocal, Refs{}},
+			{Unknown, Refs{}}, {KindIPv6LinkLocal, Refs{}}, {KindIPv6LinkLocal, Refs{}},
+		}},
 		{"crictl-ps.txt", calicoCluster(), Crictl, []kindRef{
 			{KindCRIHeader, Refs{}},
 			{KindCRIContainer, Refs{Pod: "default/nginx", Node: "node-a"}},
