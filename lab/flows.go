@@ -46,7 +46,7 @@ type Prediction struct {
 	Endpoints map[string]float64 `json:"endpoints"`
 	// Masquerade maps each pod to whether its connections are source-NATed.
 	Masquerade map[string]bool `json:"masquerade"`
-	// Encap lists the tunnel devices the request crosses ("node:tunl0").
+	// Encap lists the tunnel devices the request or its reply crosses ("node:tunl0").
 	Encap []string `json:"encap,omitempty"`
 	Error string   `json:"error,omitempty"`
 }
@@ -360,8 +360,10 @@ func (l *Lab) Predict(f Flow) Prediction {
 		}
 		p.Endpoints[pod] += path.Probability
 		p.Masquerade[pod] = path.Masquerade
-		for _, h := range path.Request {
-			if h.Outer != nil {
+		// Tunnel devices on the way there and back: the encapsulating hop's device and
+		// the decapsulating one's (a reply may be tunnelled when the request was not).
+		for _, h := range append(append([]trace.ClusterHop(nil), path.Request...), path.Reply...) {
+			if (h.Outer != nil || h.Step == "decap") && h.Dev != "" {
 				encap[h.Node+":"+h.Dev] = true
 			}
 		}
@@ -403,7 +405,7 @@ func (l *Lab) podByEndpoint(ep string) string {
 	}
 	sort.Strings(cands)
 	if len(cands) == 0 {
-		return ep
+		return ap.Addr().String() // an endpoint that is no pod: named by its address
 	}
 	return cands[0]
 }

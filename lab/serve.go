@@ -82,6 +82,39 @@ func (l *Lab) Listeners() []Listener {
 			}
 		}
 	}
+	// Endpoints that are no pod (the kubernetes Service's control-plane addresses) are
+	// served on the node holding the address, named by the address.
+	for _, es := range l.Cluster.Objects.EndpointSlices {
+		for _, e := range es.Endpoints {
+			if (e.TargetRef != nil && e.TargetRef.Kind == "Pod") || len(e.Addresses) == 0 {
+				continue
+			}
+			a, err := netip.ParseAddr(e.Addresses[0])
+			if err != nil {
+				continue
+			}
+			for _, n := range l.Cluster.Nodes {
+				if n.IP != a {
+					continue
+				}
+				for _, p := range es.Ports {
+					if p.Port == nil {
+						continue
+					}
+					proto := corev1.ProtocolTCP
+					if p.Protocol != nil {
+						proto = *p.Protocol
+					}
+					ls := Listener{Pod: a.String(), NSKey: "node/" + n.Name, Proto: proto, Port: *p.Port}
+					k := fmt.Sprintf("%s %s %d", ls.NSKey, proto, ls.Port)
+					if !seen[k] {
+						seen[k] = true
+						out = append(out, ls)
+					}
+				}
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.NSKey != b.NSKey {
