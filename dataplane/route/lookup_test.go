@@ -295,3 +295,36 @@ func TestLookupMultipath(t *testing.T) {
 		t.Error("multipath next hop through a non-connected gateway: want an error")
 	}
 }
+
+func TestAddrDelSecondariesAndLinkDel(t *testing.T) {
+	s := New()
+	ok := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok(s.LinkAdd(&Link{Name: "br0", Kind: KindBridge, Flags: FlagUp | FlagLowerUp}))
+	ok(s.LinkAdd(&Link{Name: "v1", Kind: KindVeth, Flags: FlagUp | FlagLowerUp, Veth: &Veth{PeerName: "v2"}}))
+	ok(s.LinkAdd(&Link{Name: "v2", Kind: KindVeth, Flags: FlagUp | FlagLowerUp, Veth: &Veth{PeerName: "v1"}}))
+	ok(s.LinkSetMaster("v1", "br0"))
+	ok(s.AddrAdd(&Addr{Dev: "br0", Prefix: pfx("10.1.0.1/24")}))
+	ok(s.AddrAdd(&Addr{Dev: "br0", Prefix: pfx("10.1.0.2/24")}))
+	ok(s.AddrAdd(&Addr{Dev: "v2", Prefix: pfx("10.2.0.1/24")}))
+	ok(s.AddrDel("br0", pfx("10.1.0.1/24")))
+	if len(s.Addrs) != 1 || s.Addrs[0].Dev != "v2" {
+		t.Errorf("deleting the primary should delete its secondary (promote_secondaries=0): %+v", s.Addrs)
+	}
+	for _, r := range s.Routes {
+		if r.Dev == "br0" {
+			t.Errorf("route left on br0 without addresses: %+v", r)
+		}
+	}
+	ok(s.LinkDel("v1"))
+	if s.LinkByName("v2") != nil || len(s.Addrs) != 0 || len(s.Routes) != 0 {
+		t.Errorf("deleting v1 should delete its peer v2 with its address and routes: links %d addrs %d routes %d", len(s.Links), len(s.Addrs), len(s.Routes))
+	}
+	if err := s.LinkDel("v1"); err == nil {
+		t.Error("deleting a missing link: want an error")
+	}
+}
