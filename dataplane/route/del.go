@@ -130,7 +130,9 @@ func (s *Stack) LinkDel(name string) error {
 		}
 	}
 	s.Addrs = slices.DeleteFunc(s.Addrs, func(a *Addr) bool { return in(a.Dev) })
-	s.Routes = slices.DeleteFunc(s.Routes, func(r *Route) bool { return slices.ContainsFunc(names, func(n string) bool { return routeUsesDev(r, n) }) })
+	s.Routes = slices.DeleteFunc(s.Routes, func(r *Route) bool {
+		return slices.ContainsFunc(names, func(n string) bool { return routeUsesDev(r, n) })
+	})
 	s.Neighs = slices.DeleteFunc(s.Neighs, func(n *Neigh) bool { return in(n.Dev) })
 	s.FDB = slices.DeleteFunc(s.FDB, func(f *FDB) bool { return in(f.Dev) })
 	s.reindex()
