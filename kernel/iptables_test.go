@@ -191,35 +191,43 @@ func kubeProxyDump(services, endpoints int) []byte {
 }
 
 // BenchmarkRealRestoreTest is the peer of iptablessave's BenchmarkRestore: the real
-// `iptables-restore --test --noflush` (v1.8.9, nf_tables) checking the same 10k services x
-// 10 endpoints input in a throwaway namespace (process start and namespace creation
-// included).
+// `iptables-restore --test --noflush` (v1.8.9, nf_tables) checking the same kube-proxy input
+// (1,000 and 10,000 services x 10 endpoints) in a throwaway namespace (process start and
+// namespace creation included).
 func BenchmarkRealRestoreTest(b *testing.B) {
 	requireIPTables(b)
-	in := kubeProxyDump(10000, 10)
-	b.SetBytes(int64(len(in)))
-	for b.Loop() {
-		if err := RestoreTest(context.Background(), in, netfilter.IPv4); err != nil {
-			b.Fatal(err)
-		}
+	for _, services := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
+			in := kubeProxyDump(services, 10)
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if err := RestoreTest(context.Background(), in, netfilter.IPv4); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
-// BenchmarkRealRestore commits the same input with the real iptables-restore --noflush.
+// BenchmarkRealRestore commits the same inputs with the real iptables-restore --noflush.
 func BenchmarkRealRestore(b *testing.B) {
 	requireIPTables(b)
-	in := kubeProxyDump(10000, 10)
-	b.SetBytes(int64(len(in)))
-	for b.Loop() {
-		ns, err := NewNS("")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := ns.Run(context.Background(), in, "iptables-restore", "--noflush"); err != nil {
-			ns.Close()
-			b.Fatal(err)
-		}
-		ns.Close()
+	for _, services := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
+			in := kubeProxyDump(services, 10)
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				ns, err := NewNS("")
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, err = ns.Run(context.Background(), in, "iptables-restore", "--noflush")
+				ns.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
