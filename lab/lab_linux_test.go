@@ -14,7 +14,7 @@ import (
 )
 
 // presetFor loads a preset, or skips.
-func presetFor(t *testing.T, name string) *cluster.Cluster {
+func presetFor(t testing.TB, name string) *cluster.Cluster {
 	t.Helper()
 	c, err := cluster.Preset(name)
 	if err != nil {
@@ -33,7 +33,7 @@ func requireRoot(t *testing.T) {
 
 // vxlanVariant is cluster-b with Calico in VXLAN Always mode: what this host's kernel can
 // run natively (no ipip here), so the lab's machinery is tested without the VM.
-func vxlanVariant(t *testing.T) *cluster.Cluster {
+func vxlanVariant(t testing.TB) *cluster.Cluster {
 	c := presetFor(t, "cluster-b")
 	c.Name = "labtest-vx"
 	c.CNI.Mode = cluster.CalicoVXLANAlways
