@@ -2,7 +2,6 @@ package crictl
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +40,6 @@ func (ps Problems) Err() error {
 	return ps
 }
 
-var gap = regexp.MustCompile(`\s{2,}|\t+`)
-
 // table splits a tabwriter table into header and rows. Columns are cut at the header cells'
 // start columns (so empty cells survive); rows that do not line up (pasted, whitespace
 // squeezed) fall back to splitting on runs of two or more blanks.
@@ -60,17 +57,26 @@ func newTableFrom(line string) table {
 	return t
 }
 
+// splitLoc returns the [start, end) of each cell: cells are separated by two or more
+// blanks or by tabs (a single space belongs to the cell, as in "POD ID").
 func splitLoc(line string) [][2]int {
 	var out [][2]int
-	start := 0
-	for _, g := range gap.FindAllStringIndex(line, -1) {
-		if g[0] > start {
-			out = append(out, [2]int{start, g[0]})
+	end := len(strings.TrimRight(line, " \t"))
+	i := 0
+	for i < end {
+		for i < end && (line[i] == ' ' || line[i] == '\t') {
+			i++
 		}
-		start = g[1]
-	}
-	if start < len(strings.TrimRight(line, " \t")) {
-		out = append(out, [2]int{start, len(strings.TrimRight(line, " \t"))})
+		start := i
+		for i < end {
+			if line[i] == '\t' || line[i] == ' ' && i+1 < end && (line[i+1] == ' ' || line[i+1] == '\t') {
+				break
+			}
+			i++
+		}
+		if i > start {
+			out = append(out, [2]int{start, i})
+		}
 	}
 	return out
 }
