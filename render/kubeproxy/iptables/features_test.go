@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -138,5 +139,61 @@ func TestPartialSyncs(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("sync %d full=%v, want %v (all %v)", i+1, got[i], want[i], got)
 		}
+	}
+}
+
+// TestNodePortAddressesNormalisation mirrors NewNodePortAddresses: CIDRs of the other family
+// are dropped, and an empty result or a zero CIDR means every local address.
+func TestNodePortAddressesNormalisation(t *testing.T) {
+	objs := svcWithSlice(func(*corev1.Service, *discoveryv1.EndpointSlice) {})
+	tail := `"kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`
+	for _, cidrs := range [][]string{{"2001:db8::/64"}, {"0.0.0.0/0"}, {"192.168.0.0/24", "0.0.0.0/0"}} {
+		o := fakeOptions(kubeproxy.IPv4)
+		for _, c := range cidrs {
+			o.NodePortAddresses = append(o.NodePortAddresses, netip.MustParsePrefix(c))
+		}
+		out, err := Render(objs, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), tail) || strings.Contains(string(out), "-d 192.168.0.2 -j KUBE-NODEPORTS") {
+			t.Errorf("%v: want the match-all tail rule only:\n%s", cidrs, out)
+		}
+		if !strings.Contains(string(out), "localhost_nps_accepted_pkts") {
+			t.Errorf("%v: localhost NodePorts should stay on (the list matches 127.0.0.0)", cidrs)
+		}
+	}
+}
+
+// TestPartialSyncSliceObjectChange: upstream rewrites a Service's chains whenever one of its
+// EndpointSlice objects changes, even if the endpoints derived from it do not.
+func TestPartialSyncSliceObjectChange(t *testing.T) {
+	objs := svcWithSlice(func(*corev1.Service, *discoveryv1.EndpointSlice) {})
+	portless := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns1", Name: "svc1-portless", Labels: map[string]string{discoveryv1.LabelServiceName: "svc1"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.180.0.9"}}},
+	}
+	objs.EndpointSlices = append(objs.EndpointSlices, portless)
+	p := NewProxier(fakeOptions(kubeproxy.IPv4))
+	if _, err := p.Sync(objs); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := p.Sync(objs)
+	if strings.Contains(string(out), ":KUBE-SVC-") {
+		t.Errorf("unchanged sync rewrote service chains:\n%s", out)
+	}
+	objs.EndpointSlices = objs.EndpointSlices[:1]
+	out, _ = p.Sync(objs)
+	if !strings.Contains(string(out), ":KUBE-SVC-XPGD46QRK7WJZT7O") {
+		t.Errorf("removing a portless slice of svc1 did not rewrite its chains:\n%s", out)
+	}
+	// A slice of the other family is not this proxier's business.
+	v6 := portless.DeepCopy()
+	v6.AddressType = discoveryv1.AddressTypeIPv6
+	objs.EndpointSlices = append(objs.EndpointSlices, v6)
+	out, _ = p.Sync(objs)
+	if strings.Contains(string(out), ":KUBE-SVC-") {
+		t.Errorf("an IPv6 slice made the IPv4 proxier rewrite chains:\n%s", out)
 	}
 }

@@ -120,11 +120,35 @@ func (o Options) normalized() (Options, error) {
 	if o.LocalDetector.Mode == "" {
 		o.LocalDetector.Mode = kubeproxy.LocalNone
 	}
-	// NewProxier: localhostNodePorts only if nodePortAddresses contain IPv4 loopback.
-	if o.LocalhostNodePorts && o.NodePortAddresses != nil {
-		ok := false
+	// NewNodePortAddresses: keep the CIDRs of the proxier's family; none left, or a zero
+	// CIDR among them, means all addresses (MatchAll).
+	if o.NodePortAddresses != nil && !o.PrimaryNodePortAddresses {
+		var kept []netip.Prefix
+		matchAll := false
 		for _, p := range o.NodePortAddresses {
-			if p.Contains(netip.AddrFrom4([4]byte{127, 0, 0, 1})) {
+			if kubeproxy.FamilyOf(p.Addr()) != o.Family {
+				continue
+			}
+			kept = append(kept, p)
+			if p.Bits() == 0 {
+				matchAll = true
+			}
+		}
+		if len(kept) == 0 || matchAll {
+			kept = nil
+		}
+		o.NodePortAddresses = kept
+	}
+	// NewProxier: localhostNodePorts only if nodePortAddresses contain IPv4 loopback
+	// (ContainsIPv4Loopback: a CIDR containing 127.0.0.0 or a loopback CIDR; MatchAll
+	// contains it for IPv4 only).
+	if o.LocalhostNodePorts {
+		ok := false
+		if o.NodePortAddresses == nil {
+			ok = o.Family == kubeproxy.IPv4
+		}
+		for _, p := range o.NodePortAddresses {
+			if p.Addr().Is4() && (p.Addr().IsLoopback() || p.Contains(netip.AddrFrom4([4]byte{127, 0, 0, 0}))) {
 				ok = true
 			}
 		}

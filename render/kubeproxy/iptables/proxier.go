@@ -17,11 +17,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/knet-dev/knet/cluster"
 	"github.com/knet-dev/knet/render/kubeproxy"
@@ -172,7 +175,12 @@ type portEndpoints struct {
 	eps []*kubeproxy.Endpoint
 }
 
-// state computes the service ports, endpoints and per-Service fingerprints of objs.
+// state computes the service ports, endpoints and per-Service fingerprints of objs. A
+// Service's fingerprint changes when its derived service ports change (upstream's
+// ServiceChangeTracker compares the ServicePortMaps) or when any EndpointSlice of the
+// proxier's address type labelled for it is added, removed or changed in any field
+// (upstream's EndpointSliceCache compares the slice objects with reflect.DeepEqual; knet
+// compares a hash of their JSON encoding).
 func (p *Proxier) state(objs cluster.Objects) ([]portEndpoints, map[string]string) {
 	ports := kubeproxy.ServicePorts(objs.Services, p.opts.Family)
 	epMap := kubeproxy.Endpoints(objs.EndpointSlices, ports, p.opts.Family, p.opts.NodeName)
@@ -184,6 +192,37 @@ func (p *Proxier) state(objs cluster.Objects) ([]portEndpoints, map[string]strin
 		key := sp.Name.Namespace + "/" + sp.Name.Name
 		b = appendFingerprint(b[:0], sp, epMap[sp])
 		fps[key] += string(b)
+	}
+	addrType := discoveryv1.AddressTypeIPv4
+	if p.opts.Family == kubeproxy.IPv6 {
+		addrType = discoveryv1.AddressTypeIPv6
+	}
+	type sliceHash struct{ name, hash string }
+	bySvc := map[string][]sliceHash{}
+	for _, es := range objs.EndpointSlices {
+		svc := es.Labels[discoveryv1.LabelServiceName]
+		if es.AddressType != addrType || svc == "" || es.Namespace == "" || es.Name == "" {
+			continue
+		}
+		js, err := json.Marshal(es)
+		if err != nil {
+			js = []byte(fmt.Sprintf("%#v", es))
+		}
+		h := sha256.Sum256(js)
+		key := es.Namespace + "/" + svc
+		bySvc[key] = append(bySvc[key], sliceHash{es.Name, string(h[:])})
+	}
+	for key, hs := range bySvc {
+		sort.Slice(hs, func(i, j int) bool { return hs[i].name < hs[j].name })
+		var sb strings.Builder
+		sb.WriteString(fps[key])
+		for _, h := range hs {
+			sb.WriteString("|slice ")
+			sb.WriteString(h.name)
+			sb.WriteByte(' ')
+			sb.WriteString(h.hash)
+		}
+		fps[key] = sb.String()
 	}
 	return out, fps
 }
