@@ -93,7 +93,9 @@ func kubeProxyRestore(nSvc, nEp int) string {
 	return sb.String()
 }
 
-func benchNode(b *testing.B) (*Node, []Request) {
+func benchNode(b *testing.B) (*Node, []Request) { return benchNodeN(b, benchServices) }
+
+func benchNodeN(b *testing.B, nSvc int) (*Node, []Request) {
 	b.Helper()
 	rs := &netfilter.Ruleset{Family: netfilter.IPv4}
 	base, err := os.ReadFile(filepath.Join("testdata", "kube-proxy-cases", "base-jumps.derived.iptables-restore"))
@@ -103,7 +105,7 @@ func benchNode(b *testing.B) (*Node, []Request) {
 	if err := iptablessave.Restore(rs, strings.NewReader(string(base)), "base", iptablessave.RestoreOptions{NoFlush: true}); err != nil {
 		b.Fatal(err)
 	}
-	if err := iptablessave.Restore(rs, strings.NewReader(kubeProxyRestore(benchServices, benchEndpoints)), "generated", iptablessave.RestoreOptions{NoFlush: true}); err != nil {
+	if err := iptablessave.Restore(rs, strings.NewReader(kubeProxyRestore(nSvc, benchEndpoints)), "generated", iptablessave.RestoreOptions{NoFlush: true}); err != nil {
 		b.Fatal(err)
 	}
 	rules := 0
@@ -122,7 +124,7 @@ func benchNode(b *testing.B) (*Node, []Request) {
 	var reqs []Request
 	cipBase := netip.MustParseAddr("172.30.0.0")
 	for k := 0; k < 4096; k++ {
-		i := (k * 7919) % benchServices
+		i := (k * 7919) % nSvc
 		r := Request{Src: addrN(netip.MustParseAddr("10.1.0.0"), k%250+1), Dst: addrN(cipBase, i+1), Proto: TCP, DPort: 80}
 		if k%10 == 0 {
 			r = Request{Src: netip.MustParseAddr("203.0.113.2"), Dst: netip.MustParseAddr("192.168.0.2"), Proto: TCP, DPort: uint16(30000 + i%2768)}
@@ -132,13 +134,16 @@ func benchNode(b *testing.B) (*Node, []Request) {
 	return n, reqs
 }
 
-func benchTrace(b *testing.B, indexed, paths bool) {
-	n, reqs := benchNode(b)
+func benchTrace(b *testing.B, indexed, paths bool) { benchTraceN(b, benchServices, indexed, paths) }
+
+func benchTraceN(b *testing.B, nSvc int, indexed, paths bool) {
+	n, reqs := benchNodeN(b, nSvc)
 	if indexed {
 		n = n.Indexed()
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0, cpuOK := processCPU()
 	branches := 0
 	for i := 0; i < b.N; i++ {
 		var res *Result
@@ -157,6 +162,11 @@ func benchTrace(b *testing.B, indexed, paths bool) {
 		branches += len(res.Branches)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		cpu := (cpu1 - cpu0).Seconds()
+		b.ReportMetric(cpu*1e9/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(b.N)/cpu, "flows/cpu-s")
+	}
 }
 
 // BenchmarkTraceLinear traces flows (TraceBrief: verdicts, every DNAT destination with its
@@ -171,3 +181,7 @@ func BenchmarkTraceIndexed(b *testing.B) { benchTrace(b, true, false) }
 // (Trace, what `knet trace` prints).
 func BenchmarkTraceFullLinear(b *testing.B)  { benchTrace(b, false, true) }
 func BenchmarkTraceFullIndexed(b *testing.B) { benchTrace(b, true, true) }
+
+// BenchmarkTraceOneService is the per-flow cost of the 10-endpoint fan-out alone (one
+// Service, so no dispatch to speak of): the floor the indexed evaluator approaches.
+func BenchmarkTraceOneService(b *testing.B) { benchTraceN(b, 1, true, false) }

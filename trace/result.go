@@ -103,12 +103,13 @@ func newResult(n *Node, req Request, flows []*flow, paths bool) *Result {
 		res.Origin = flows[0].origin
 	}
 	res.Branches = make([]BranchResult, 0, len(flows))
+	res.DNAT = make([]DNAT, 0, len(flows))
 	type vp struct {
 		v netfilter.Decision
 		p float64
 	}
 	var verdicts []vp // in first-seen order
-	var dnatAddrs []netip.AddrPort
+	dnatAddrs := make([]netip.AddrPort, 0, len(flows))
 	var dnatIdx map[netip.AddrPort]int // only for large fan-outs
 	var seenAssumed map[string]bool
 	anyMasq, allMasq := false, true
