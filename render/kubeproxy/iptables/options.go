@@ -67,8 +67,8 @@ type Options struct {
 	// LargeClusterThreshold is the endpoint count above which comments are dropped
 	// (default 1000).
 	LargeClusterThreshold int
-	// FullSyncEvery makes every N-th Sync a full one. Upstream forces a full sync when
-	// proxyutil.FullSyncPeriod (1 h) passed since the last one (not in large-cluster mode);
+	// FullSyncEvery makes every N-th Sync a full one. Upstream (v1.35) forces a full sync
+	// when proxyutil.FullSyncPeriod (1 h) passed since the last one;
 	// knet has no clock, so 0 (default) means "all syncs within that hour": only the first,
 	// those after ForceFullSync and those after RestoreFailed are full.
 	FullSyncEvery int

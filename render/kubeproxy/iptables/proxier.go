@@ -274,14 +274,15 @@ func appendFingerprint(b []byte, sp *kubeproxy.ServicePort, eps []*kubeproxy.End
 // Sync runs one syncProxyRules() against objs (the full desired state) and returns the
 // iptables-restore input kube-proxy would write (`iptables-restore --noflush --counters`).
 // The first call, every call after ForceFullSync or RestoreFailed, and every FullSyncEvery-th
-// call (outside large-cluster mode) are full syncs; the others are partial.
+// call are full syncs; the others are partial.
 func (p *Proxier) Sync(objs cluster.Objects) ([]byte, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
 	p.syncs++
+	// v1.35 forces the periodic full sync in large clusters too (1.37 stopped doing that).
 	doFull := p.needFullSync ||
-		(p.opts.FullSyncEvery > 0 && p.syncs%p.opts.FullSyncEvery == 0 && !p.largeCluster)
+		(p.opts.FullSyncEvery > 0 && p.syncs%p.opts.FullSyncEvery == 0)
 	ports, fps := p.state(objs)
 	changed := map[string]bool{}
 	if !doFull {
