@@ -2,7 +2,8 @@
 // `ip addr`, `ip link` (with `-d`, `-4`/`-6`, `-o`, `show dev X`), `ip route` (`show table
 // all|local|N`, `-d`), `ip rule`, `ip neigh` and `bridge fdb show`, to the byte for iproute2
 // 6.1.0 (Debian 12) by default. The version is an option because output changed over time
-// (older releases printed two spaces before some route fields; 6.3 added address `proto`).
+// (releases before 4.15 printed two spaces between the route fields after `dev`; 6.0 added
+// `allmulti` and the tso/gro sizes to `ip -d link`; 6.3 added address `proto`).
 //
 // Printers write to an io.Writer from a *route.Stack; parsers fill a *route.Stack and report
 // what they did not understand with file:line. Print(Parse(x)) == x for canonical input.
@@ -139,6 +140,17 @@ func FormatRoute(s *route.Stack, r *route.Route, o Options, showTable bool) stri
 
 // AppendRoute appends FormatRoute's text to b.
 func AppendRoute(b []byte, s *route.Stack, r *route.Route, o Options, showTable bool) []byte {
+	// iproute2 before 4.15 (the print_route rewrite for JSON) printed the fields after `dev`
+	// as " table %s ", " proto %s ", " scope %s ", " src %s ", " metric %d " (a leading and
+	// a trailing space, so two spaces between fields: CentOS 7's
+	// "10.0.2.0/24 dev enp0s3  proto kernel  scope link  src 10.0.2.15  metric 100 ") and
+	// route metrics as " mtu %u" (leading space only).
+	old := !o.atLeast(4, 15)
+	lead := func() {
+		if old {
+			b = append(b, ' ')
+		}
+	}
 	word := func(k, v string) {
 		if k != "" {
 			b = append(b, k...)
@@ -179,18 +191,23 @@ func AppendRoute(b []byte, s *route.Stack, r *route.Route, o Options, showTable 
 		word("dev", r.Dev)
 	}
 	if showTable && r.Table != route.TableMain {
+		lead()
 		word("table", s.TableName(r.Table))
 	}
 	if r.Protocol != route.ProtoBoot || o.Details {
+		lead()
 		word("proto", r.Protocol.String())
 	}
 	if r.Scope != route.ScopeUniverse || o.Details {
+		lead()
 		word("scope", r.Scope.String())
 	}
 	if r.Src.IsValid() {
+		lead()
 		addr("src", r.Src)
 	}
 	if r.Metric != 0 || !r.Dst.Addr().Is4() {
+		lead()
 		num("metric", r.Metric)
 	}
 	for _, f := range r.Flags.Names() {
@@ -199,11 +216,21 @@ func AppendRoute(b []byte, s *route.Stack, r *route.Route, o Options, showTable 
 	if r.Error != 0 {
 		num("error", r.Error)
 	}
+	metric := func(k string, n int) {
+		if old {
+			b = append(b, ' ')
+			b = append(b, k...)
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, int64(n), 10)
+			return
+		}
+		num(k, n)
+	}
 	if r.MTU != 0 {
-		num("mtu", r.MTU)
+		metric("mtu", r.MTU)
 	}
 	if r.AdvMSS != 0 {
-		num("advmss", r.AdvMSS)
+		metric("advmss", r.AdvMSS)
 	}
 	for _, h := range r.MultiPath {
 		b = append(b, "\n\tnexthop "...)

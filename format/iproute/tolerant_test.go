@@ -5,11 +5,42 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/knet-dev/knet/dataplane/route"
 )
+
+// TestOldIproute2Layout: iproute2 before 4.15 printed " proto %s " etc. (two spaces between
+// fields after dev), as in cni.md §4.1's seen Calico/CentOS 7 dumps; parse and print with
+// Version 3.10.0 are inverses on them.
+func TestOldIproute2Layout(t *testing.T) {
+	in := "default via 10.0.2.2 dev enp0s3  proto static  metric 100 \n" +
+		"10.0.2.0/24 dev enp0s3  proto kernel  scope link  src 10.0.2.15  metric 100 \n" +
+		"blackhole 10.10.78.0/26  proto bird \n" +
+		"10.10.78.1 dev cali0123456789a  scope link \n" +
+		"10.10.79.0/26 via 192.168.2.1 dev enp6s0  proto bird \n" +
+		"10.10.80.0/26 via 192.168.2.2 dev tunl0  proto bird onlink \n"
+	s := &route.Stack{}
+	if p := ParseRoutes(s, "old.txt", []byte(in), Options{Version: "3.10.0"}); len(p) > 0 {
+		t.Fatal(p)
+	}
+	var out bytes.Buffer
+	if err := PrintRoutes(&out, s, Options{Version: "3.10.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out.String()); diff != "" {
+		t.Errorf("old layout (-want +got):\n%s", diff)
+	}
+	out.Reset()
+	if err := PrintRoutes(&out, s, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.SplitN(out.String(), "\n", 3)[1], "10.0.2.0/24 dev enp0s3 proto kernel scope link src 10.0.2.15 metric 100 "; got != want {
+		t.Errorf("6.1.0 layout: got %q, want %q", got, want)
+	}
+}
 
 // TestParseRoutesTolerant feeds shapes seen in old or pasted dumps (cni.md §4.1: iproute2
 // 3.x double spaces, stripped trailing spaces, tabs) and checks the parsed fields and the
