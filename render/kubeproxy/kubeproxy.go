@@ -285,7 +285,7 @@ func ServicePorts(services []*corev1.Service, fam Family) []*ServicePort {
 // builds them for family fam on node nodeName: slices are tied to their Service by the
 // kubernetes.io/service-name label and must have the family's addressType; slice ports match
 // service ports by name and protocol; the first address of each endpoint is used; duplicates
-// (same IP:port in two slices) keep the non-terminating copy; the list is sorted by
+// (same IP:port in two slices) keep a local copy if there is one; the list is sorted by
 // `IP:port` string, which drives probabilities.
 func Endpoints(slices []*discoveryv1.EndpointSlice, ports []*ServicePort, fam Family, nodeName string) map[*ServicePort][]*Endpoint {
 	byName := make(map[ServicePortName]*ServicePort, len(ports))
@@ -355,8 +355,9 @@ func Endpoints(slices []*discoveryv1.EndpointSlice, ports []*ServicePort, fam Fa
 	}
 	out := make(map[*ServicePort][]*Endpoint, len(lists))
 	for sp, list := range lists {
-		// Sort by IP:port; among duplicates (the same IP:port in two slices) upstream's
-		// map keeps the first copy unless a later one is not terminating.
+		// Sort by IP:port; among duplicates (the same IP:port in two slices) v1.35's
+		// EndpointSliceCache keeps the first copy unless a later one is local ("we favor a
+		// true value [of isLocal]"; 1.36 changed this to favour non-terminating copies).
 		sort.SliceStable(list, func(i, j int) bool { return list[i].str < list[j].str })
 		dedup := list[:0]
 		for i := 0; i < len(list); {
@@ -366,7 +367,7 @@ func Endpoints(slices []*discoveryv1.EndpointSlice, ports []*ServicePort, fam Fa
 			}
 			keep := list[i]
 			for k := i + 1; k < j; k++ {
-				if !list[k].Terminating {
+				if list[k].Local {
 					keep = list[k]
 				}
 			}
