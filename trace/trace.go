@@ -182,6 +182,13 @@ func run(n *Node, req Request, paths bool) (*Result, error) {
 		t.output(&flow{b: start, origin: "local"}, func(f *flow) { out = append(out, f) })
 	} else {
 		start.Packet.InIface = req.InIface
+		if req.InIface == "" && n.Net != nil {
+			// The interface the packet arrives on is, for a sane network, the one the route
+			// back to its source uses (what rp_filter checks).
+			if back, err := n.Net.Lookup(src, route.LookupOptions{}); err == nil && back.Type == route.TypeUnicast {
+				start.Packet.InIface = back.Dev
+			}
+		}
 		t.prerouting(&flow{b: start, origin: "network"}, func(f *flow) { out = append(out, f) })
 	}
 	return newResult(n, req, out, paths), nil

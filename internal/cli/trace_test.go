@@ -143,3 +143,31 @@ func TestTraceErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestTraceWithAddrRouteIPSet(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"trace", "--iptables-save", "testdata/trace/ipvs-mode.iptables-save", "--ipset", "testdata/trace/ipset-save.txt",
+		"--ip-addr", "testdata/trace/ip-addr.txt", "--ip-route", "testdata/trace/ip-route.txt",
+		"--src", "10.244.1.5", "--dst", "10.96.0.1", "--dport", "53", "--proto", "udp", "-o", "json"}
+	// 10.96.0.1 is on veth1b in ip-addr.txt (delivered locally), and KUBE-CLUSTER-IP only
+	// holds 10.96.0.1,tcp:443 for it, so INPUT's DROP policy decides.
+	if code := Main(context.Background(), args, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var got traceJSON
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if got.Verdict != "DROP" || got.DecidedBy != "policy" {
+		t.Errorf("verdict %s by %s, want DROP by policy (INPUT policy, set miss)\n%s", got.Verdict, got.DecidedBy, out.String())
+	}
+	route := ""
+	for _, h := range got.Path {
+		if h.Route != "" {
+			route = h.Route
+		}
+	}
+	if route != "local 10.96.0.1/32" {
+		t.Errorf("route hop %q, want the FIB's local route", route)
+	}
+}
