@@ -18,10 +18,19 @@ import (
 // clusterNodes renders every node of a preset with Calico (links, routes, pod namespaces)
 // and kube-proxy's iptables rules — what the integrator's render.Node does.
 func clusterNodes(t testing.TB, preset, mode string) (*cluster.Cluster, map[string]*dataplane.Node) {
+	return clusterNodesWith(t, preset, "", mode)
+}
+
+// clusterNodesWith is clusterNodes with the pod network switched to plugin (a preset's IPAM
+// is kept: cluster-c's bridge layout suits Flannel too).
+func clusterNodesWith(t testing.TB, preset string, plugin cluster.CNIPlugin, mode string) (*cluster.Cluster, map[string]*dataplane.Node) {
 	t.Helper()
 	c, err := cluster.Preset(preset)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if plugin != "" {
+		c.CNI.Plugin = plugin
 	}
 	if mode != "" {
 		c.CNI.Mode = mode
@@ -57,17 +66,22 @@ func clusterNodes(t testing.TB, preset, mode string) (*cluster.Cluster, map[stri
 // VNI 4096, +50 bytes) with outer node addresses, or directly within a subnet in the
 // CrossSubnet modes — and back, with the reverse NAT on the client's node.
 func TestTraceCluster(t *testing.T) {
-	for _, tc := range []struct{ preset, mode string }{
-		{"cluster-b", "IPIPAlways"}, {"cluster-b", "IPIPCrossSubnet"}, {"cluster-b", "VXLANAlways"},
-		{"cluster-b", "VXLANCrossSubnet"}, {"cluster-b", "Never"},
-		{"cluster-c", "overlay-subnet"}, {"cluster-c", "overlay-full"},
+	for _, tc := range []struct {
+		preset string
+		plugin cluster.CNIPlugin
+		mode   string
+	}{
+		{"cluster-b", "", "IPIPAlways"}, {"cluster-b", "", "IPIPCrossSubnet"}, {"cluster-b", "", "VXLANAlways"},
+		{"cluster-b", "", "VXLANCrossSubnet"}, {"cluster-b", "", "Never"},
+		{"cluster-c", "", "overlay-subnet"}, {"cluster-c", "", "overlay-full"},
+		{"cluster-c", cluster.CNIFlannel, "vxlan"}, {"cluster-c", cluster.CNIFlannel, "host-gw"},
 	} {
-		t.Run(tc.preset+"/"+tc.mode, func(t *testing.T) { testTraceCluster(t, tc.preset, tc.mode) })
+		t.Run(tc.preset+"/"+string(tc.plugin)+"/"+tc.mode, func(t *testing.T) { testTraceCluster(t, tc.preset, tc.plugin, tc.mode) })
 	}
 }
 
-func testTraceCluster(t *testing.T, preset, mode string) {
-	c, nodes := clusterNodes(t, preset, mode)
+func testTraceCluster(t *testing.T, preset string, plugin cluster.CNIPlugin, mode string) {
+	c, nodes := clusterNodesWith(t, preset, plugin, mode)
 	var client, svc string
 	var svcIP netip.Addr
 	// A client pod and a ClusterIP Service with pod endpoints on another node.
@@ -164,6 +178,8 @@ func testTraceCluster(t *testing.T, preset, mode string) {
 			wantEncap = "ipip"
 		case mode == "VXLANAlways" || mode == "VXLANCrossSubnet" && !same:
 			wantEncap = "vxlan"
+		case c.CNI.Plugin == cluster.CNIFlannel && mode == "vxlan":
+			wantEncap = "flannel"
 		}
 		if wantEncap == "" {
 			if len(encaps) != 0 {
@@ -174,8 +190,11 @@ func testTraceCluster(t *testing.T, preset, mode string) {
 		} else {
 			e := encaps[0]
 			want := Encap{Kind: "ipip", Src: clientNode.IP.String(), Dst: epNode.IP.String(), Overhead: 20, MTU: 1480}
-			if wantEncap == "vxlan" {
+			switch wantEncap {
+			case "vxlan":
 				want = Encap{Kind: "vxlan", Src: clientNode.IP.String(), Dst: epNode.IP.String(), DstPort: 4789, VNI: 4096, Overhead: 50, MTU: 1450}
+			case "flannel":
+				want = Encap{Kind: "vxlan", Src: clientNode.IP.String(), Dst: epNode.IP.String(), DstPort: 8472, VNI: 1, Overhead: 50, MTU: 1450}
 			}
 			if c.CNI.Plugin == cluster.CNIKubeRouter {
 				want.MTU = e.MTU // kube-router's tunnel MTU follows the node MTU (checked by its renderer)
