@@ -331,3 +331,79 @@ func TestNewEvaluatorRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestEvalTargets(t *testing.T) {
+	local := NewLocalAddrs(netip.MustParseAddr("192.168.0.2"))
+	tests := []struct {
+		name   string
+		tables map[TableName][]chainSpec
+		hooks  []Hook
+		pkt    Packet
+		want   outcome
+		check  func(t *testing.T, b *Branch)
+	}{{
+		name: "raw NOTRACK: the nat table never sees the packet",
+		tables: map[TableName][]chainSpec{
+			Raw: {{name: "PREROUTING", rules: []*Rule{{Target: &Notrack{}}}}},
+			NAT: {{name: "PREROUTING", rules: []*Rule{{Target: dnat("10.0.0.9:80")}}}},
+		},
+		hooks: []Hook{Prerouting}, pkt: pkt("10.0.0.2", "10.96.0.1", 80),
+		want: outcome{P: 1, Verdict: DecisionAccept, By: DecidedByPolicy},
+		check: func(t *testing.T, b *Branch) {
+			if b.Packet.State != CTUntracked {
+				t.Errorf("state %v, want UNTRACKED", b.Packet.State.Names())
+			}
+		},
+	}, {
+		name: "CONNMARK --save-mark then --restore-mark round trip through the masks",
+		tables: map[TableName][]chainSpec{Mangle: {{name: "PREROUTING", rules: []*Rule{
+			{Target: &MarkTarget{Value: 0x4012, Mask: 0xffffffff}},
+			{Target: &ConnmarkTarget{Mode: ConnmarkSave, NfMask: 0x00ff, CtMask: 0xffff}},
+			{Target: &MarkTarget{Value: 0, Mask: 0xffffffff}},
+			{Target: &ConnmarkTarget{Mode: ConnmarkRestore, NfMask: 0xffffffff, CtMask: 0xffffffff}},
+		}}}},
+		hooks: []Hook{Prerouting}, pkt: pkt("10.0.0.2", "10.96.0.1", 80),
+		want: outcome{P: 1, Verdict: DecisionAccept, By: DecidedByPolicy, Mark: 0x12},
+	}, {
+		name: "REDIRECT at OUTPUT goes to the loopback address",
+		tables: map[TableName][]chainSpec{NAT: {{name: "OUTPUT", rules: []*Rule{
+			{Proto: ProtoMatch{Name: "tcp"}, Matches: []Match{tcpDport(80)}, Target: &Redirect{MinPort: 15001, MaxPort: 15001}},
+		}}}},
+		hooks: []Hook{Output}, pkt: pkt("192.168.0.2", "10.96.0.1", 80),
+		want: outcome{P: 1, Verdict: DecisionAccept, By: DecidedByRule, DNAT: "127.0.0.1:15001"},
+	}, {
+		name: "SNAT at POSTROUTING rewrites the source and counts as masquerading",
+		tables: map[TableName][]chainSpec{NAT: {{name: "POSTROUTING", rules: []*Rule{
+			{Src: pfx("10.0.0.0/8"), Target: &SNAT{To: NATRange{MinAddr: netip.MustParseAddr("192.168.0.2"), MaxAddr: netip.MustParseAddr("192.168.0.2")}}},
+		}}}},
+		hooks: []Hook{Postrouting}, pkt: pkt("10.0.0.2", "1.1.1.1", 443),
+		want: outcome{P: 1, Verdict: DecisionAccept, By: DecidedByRule},
+		check: func(t *testing.T, b *Branch) {
+			if b.Packet.Src != netip.MustParseAddr("192.168.0.2") || !b.Masqueraded() || !b.Packet.SNATed {
+				t.Errorf("packet %+v masqueraded %v", b.Packet, b.Masqueraded())
+			}
+		},
+	}, {
+		name: "nth mode is a 1/N branch",
+		tables: map[TableName][]chainSpec{Filter: {{name: "INPUT", rules: []*Rule{
+			{Matches: []Match{&Statistic{Mode: StatisticNth, Every: 4}}, Target: verdict(VerdictDrop)},
+		}}}},
+		hooks: []Hook{Input}, pkt: pkt("10.0.0.2", "192.168.0.2", 80),
+		want: outcome{P: 0.25, Verdict: DecisionDrop, By: DecidedByRule},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := mustEval(t, ruleset(t, tt.tables))
+			bs := []*Branch{NewBranch(tt.pkt, nil)}
+			for _, h := range tt.hooks {
+				bs = ev.Hook(h, NewEnv(local), bs)
+			}
+			if diff := cmp.Diff(tt.want, outcomes(bs)[0]); diff != "" {
+				t.Errorf("first outcome (-want +got):\n%s", diff)
+			}
+			if tt.check != nil {
+				tt.check(t, bs[0])
+			}
+		})
+	}
+}
