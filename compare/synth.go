@@ -94,7 +94,9 @@ const (
 	targetPort  = 8080
 )
 
-func serviceName(i int) (ns, name string) { return fmt.Sprintf("ns-%02d", i%20), fmt.Sprintf("svc-%05d", i) }
+func serviceName(i int) (ns, name string) {
+	return fmt.Sprintf("ns-%02d", i%20), fmt.Sprintf("svc-%05d", i)
+}
 
 // addServices appends n synthetic Services with their EndpointSlices: every
 // 1/NodePortShare-th Service a NodePort, every 1/AffinityShare-th with ClientIP affinity,
