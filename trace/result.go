@@ -22,7 +22,8 @@ import (
 // (with its probability, DNAT, verdict, masquerade and path); the top-level path is the first
 // branch's, verdict is the verdict of every branch (VerdictVaries says they differ, and then
 // verdict is the most probable one), and masquerade is true if any branch is masqueraded
-// (MasqueradeVaries says they differ).
+// (MasqueradeVaries says they differ). decidedBy is "route" (beyond rule|policy) when the
+// routing decision dropped the packet (no route, blackhole, unreachable or prohibit).
 type Result struct {
 	Verdict    netfilter.Decision  `json:"verdict"`
 	DecidedBy  netfilter.DecidedBy `json:"decidedBy"`
