@@ -44,6 +44,8 @@ type GenOptions struct {
 	// and at least one endpoint, so that adding, removing or replacing one always changes
 	// the endpoints kube-proxy derives.
 	OnlyVisibleSliceChanges bool
+	// NoTopology leaves out the node zone and all topology hints.
+	NoTopology bool
 }
 
 // NewScenario returns scenario seed: a configuration and syncs states.
@@ -100,7 +102,7 @@ func (g *Generator) config() Config {
 			netip.MustParsePrefix("192.168.0.2/24"),
 		}
 	}
-	if g.chance(0.6) {
+	if g.chance(0.6) && !g.opts.NoTopology {
 		c.NodeZone = "zone-a"
 	}
 	if g.chance(0.2) {
@@ -354,6 +356,9 @@ func (g *Generator) slice(svc *corev1.Service, idx, neps int) *discoveryv1.Endpo
 		eps.Ports = append(eps.Ports, discoveryv1.EndpointPort{Name: &name, Protocol: &proto, Port: &port})
 	}
 	zoneHints, nodeHints := g.chance(0.25), g.chance(0.15)
+	if g.opts.NoTopology {
+		zoneHints, nodeHints = false, false
+	}
 	for i := 0; i < neps; i++ {
 		ip := g.unique("ep", func() string {
 			if g.v6 {
