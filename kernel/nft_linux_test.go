@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,3 +133,42 @@ type fakeClock struct{ s int64 }
 func (c *fakeClock) advance(sec int64) { c.s += sec }
 
 func (c *fakeClock) now() time.Time { return time.Unix(c.s, 0) }
+
+// TestNFTKernelParityJSON: `nft -j list ruleset` on the real kernel, after knet's
+// kube-proxy transactions, equals knet's WriteJSON of its model (handles included).
+func TestNFTKernelParityJSON(t *testing.T) {
+	ns := nftNS(t)
+	ctx := context.Background()
+	log := &txLog{Model: nft.NewModel(knftables.IPv4Family, "kube-proxy")}
+	opts := kpnft.Options{
+		NodeName: "test-node", NodeIP: netip.MustParseAddr("192.168.0.2"), Family: kubeproxy.IPv4,
+		Detector:     kubeproxy.LocalDetector{Mode: kubeproxy.LocalClusterCIDR, CIDR: netip.MustParsePrefix("10.0.0.0/8")},
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("172.30.0.0/16")},
+	}
+	clock := &fakeClock{}
+	p, err := kpnft.New(opts, log, clock.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, objs := range []cluster.Objects{nftObjects(6, 3, true), nftObjects(7, 2, true), nftObjects(5, 4, false)} {
+		clock.advance(3)
+		if err := p.Sync(ctx, objs); err != nil {
+			t.Fatal(err)
+		}
+		if err := NFTApply(ctx, ns, log.texts...); err != nil {
+			t.Fatal(err)
+		}
+		log.texts = nil
+		real, err := ns.Run(ctx, nil, "nft", "-j", "list", "ruleset")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ours bytes.Buffer
+		if err := nft.WriteJSON(&ours, log.Model.Ruleset(), nft.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(strings.ReplaceAll(string(real), "}, {", "},\n{"), strings.ReplaceAll(ours.String(), "}, {", "},\n{")); d != "" {
+			t.Errorf("step %d: nft -j list ruleset (-kernel +knet):\n%s", i, d)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/knet-dev/knet/dataplane"
 	nf "github.com/knet-dev/knet/dataplane/netfilter"
+	"github.com/knet-dev/knet/dataplane/nftables"
 	"github.com/knet-dev/knet/format/crictl"
 	"github.com/knet-dev/knet/format/iproute"
 	"github.com/knet-dev/knet/format/ipset"
@@ -34,7 +35,7 @@ var supported = []string{
 	"iptables [-t TABLE] -L [CHAIN] -n [-v] [-x] [--line-numbers]",
 	"ipvsadm -Ln [--stats|--rate] [--exact]",
 	"ipset list|save",
-	"nft list ruleset",
+	"nft [-j] list ruleset",
 	"conntrack -L",
 }
 
@@ -344,13 +345,24 @@ func runIPSet(n *dataplane.Node, args []string, w io.Writer) error {
 }
 
 func runNFT(n *dataplane.Node, args []string, w io.Writer) error {
-	if strings.Join(args, " ") != "list ruleset" {
-		return usage("nft: only `nft list ruleset` is emulated")
+	asJSON := len(args) > 0 && (args[0] == "-j" || args[0] == "--json")
+	if asJSON {
+		args = args[1:]
 	}
-	if n.NFTables == nil {
+	if strings.Join(args, " ") != "list ruleset" {
+		return usage("nft: only `nft [-j] list ruleset` is emulated")
+	}
+	rs := n.NFTables
+	if asJSON {
+		if rs == nil {
+			rs = &nftables.Ruleset{}
+		}
+		return nft.WriteJSON(w, rs, nft.WriteOptions{})
+	}
+	if rs == nil {
 		return nil // an empty ruleset prints nothing
 	}
-	return nft.Write(w, n.NFTables, nft.WriteOptions{})
+	return nft.Write(w, rs, nft.WriteOptions{})
 }
 
 // Namespace returns the namespace addressed by target on node: "" for the host, else a

@@ -65,8 +65,10 @@ type Ruleset struct {
 
 // Table is one nftables table.
 type Table struct {
-	Family  Family
-	Name    string
+	Family Family
+	Name   string
+	// Handle is the kernel's handle for the table (`nft -a`, `nft -j`); 0 when unknown.
+	Handle  int
 	Comment string
 	Flags   []string
 	Chains  []*Chain
@@ -84,6 +86,7 @@ type Table struct {
 // Chain is a base chain (Type, Hook set) or a regular chain.
 type Chain struct {
 	Name     string
+	Handle   int       // kernel handle; 0 when unknown
 	Type     ChainType // empty for a regular chain
 	Hook     Hook
 	Priority int
@@ -110,6 +113,7 @@ type Rule struct {
 // Set is a named set or map. A map has a non-empty DataType ("verdict" for a vmap).
 type Set struct {
 	Name     string
+	Handle   int      // kernel handle; 0 when unknown
 	KeyType  []string // concatenated types, e.g. ipv4_addr . inet_proto . inet_service
 	DataType string
 	Flags    []string

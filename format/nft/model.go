@@ -20,12 +20,16 @@ import (
 type Model struct {
 	mint   *knftables.Fake // only mints transactions carrying the default family and table
 	tables []*mtable
-	handle int
+	// tableHandle numbers tables as the kernel does (one counter per network namespace).
+	tableHandle int
 }
 
 var _ knftables.Interface = &Model{}
 
 type mtable struct {
+	// handle numbers the table's chains, sets, maps, rules and anonymous sets in creation
+	// order, as the kernel's per-table handle generator does; deleted objects keep theirs.
+	handle int
 	t      *nftables.Table
 	chains map[string]*nftables.Chain
 	sets   map[string]*mset
@@ -116,7 +120,7 @@ func (m *Model) Ruleset() *nftables.Ruleset {
 		t.Sets = make([]*nftables.Set, 0, len(mt.t.Sets))
 		for _, s := range mt.t.Sets {
 			ms := mt.sets[s.Name]
-			cs := &nftables.Set{Name: s.Name, KeyType: s.KeyType, DataType: s.DataType, Flags: s.Flags, Timeout: s.Timeout,
+			cs := &nftables.Set{Name: s.Name, Handle: s.Handle, KeyType: s.KeyType, DataType: s.DataType, Flags: s.Flags, Timeout: s.Timeout,
 				Policy: s.Policy, Size: s.Size, Comment: s.Comment}
 			cs.Elements = make([]*nftables.Element, 0, len(ms.idx))
 			for _, e := range s.Elements {
@@ -262,7 +266,8 @@ func (m *Model) compact() {
 	}
 }
 
-// apply applies every line; it returns the undo log (to be run backwards on error).
+// apply applies every line; it returns the undo log (to be run backwards on error). Handles
+// are not given back on an aborted transaction: the kernel's generators only count up.
 func (m *Model) apply(text string) ([]func(), error) {
 	m.compact()
 	var undo []func()
@@ -341,7 +346,8 @@ func (m *Model) opTable(verb, fam, name string, t *mtable, rest string) ([]func(
 			}
 			return nil, nil
 		}
-		nt := &mtable{t: &nftables.Table{Family: nftables.Family(fam), Name: name}, chains: map[string]*nftables.Chain{}, sets: map[string]*mset{}, refs: map[string]int{}}
+		m.tableHandle++
+		nt := &mtable{t: &nftables.Table{Family: nftables.Family(fam), Name: name, Handle: m.tableHandle}, chains: map[string]*nftables.Chain{}, sets: map[string]*mset{}, refs: map[string]int{}}
 		for _, p := range block(rest) {
 			if strings.HasPrefix(p, "comment ") {
 				nt.t.Comment = unquote(strings.TrimPrefix(p, "comment "))
@@ -389,7 +395,8 @@ func (m *Model) opChain(verb string, t *mtable, name, body string) ([]func(), er
 			}
 			return nil, nil
 		}
-		c = &nftables.Chain{Name: name}
+		t.handle++
+		c = &nftables.Chain{Name: name, Handle: t.handle}
 		for _, p := range block(body) {
 			switch {
 			case strings.HasPrefix(p, "type "):
@@ -481,7 +488,8 @@ func (m *Model) opSet(verb string, t *mtable, isMap bool, name, body string) ([]
 			}
 			return nil, nil
 		}
-		s := &nftables.Set{Name: name}
+		t.handle++
+		s := &nftables.Set{Name: name, Handle: t.handle}
 		for _, p := range block(body) {
 			switch {
 			case strings.HasPrefix(p, "type ") || strings.HasPrefix(p, "typeof "):
@@ -636,8 +644,11 @@ func (m *Model) opRule(verb string, t *mtable, chain, body string) ([]func(), er
 			return nil, m.notFound("rule jumps to missing chain " + r)
 		}
 	}
-	m.handle++
-	r := &nftables.Rule{Text: text, Comment: comment, Handle: m.handle}
+	// Anonymous sets and maps in the rule are kernel objects of their own, created (and
+	// numbered) before the rule.
+	anon := anonymousSets(text)
+	t.handle += anon + 1
+	r := &nftables.Rule{Text: text, Comment: comment, Handle: t.handle}
 	m.ref(t, text)
 	if verb == "insert" {
 		c.Rules = append([]*nftables.Rule{r}, c.Rules...)
@@ -645,6 +656,28 @@ func (m *Model) opRule(verb string, t *mtable, chain, body string) ([]func(), er
 	}
 	c.Rules = append(c.Rules, r)
 	return []func(){func() { m.unref(t, text); c.Rules = c.Rules[:len(c.Rules)-1] }}, nil
+}
+
+// anonymousSets counts the anonymous sets and maps nft creates for a rule: every `{ ... }`
+// with more than one member, and every anonymous verdict map (nft turns a one-member set
+// into a plain comparison, but keeps a one-entry map).
+func anonymousSets(text string) int {
+	n := 0
+	for i := 0; i < len(text); i++ {
+		if text[i] != '{' {
+			continue
+		}
+		j := strings.IndexByte(text[i:], '}')
+		if j < 0 {
+			break
+		}
+		body := text[i+1 : i+j]
+		if strings.Contains(body, " : ") || strings.Contains(body, ",") {
+			n++
+		}
+		i += j
+	}
+	return n
 }
 
 func parseElementBody(body string) (*nftables.Element, error) {

@@ -99,3 +99,42 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestJSONRoundTrip: the real nft's JSON for kube-proxy's ruleset parses into a model that
+// prints the same JSON and the same text as the real nft.
+func TestJSONRoundTrip(t *testing.T) {
+	in, err := os.ReadFile("testdata/nft01.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := ParseJSON(bytes.NewReader(in), "nft01.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := WriteJSON(&got, rs, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	split := func(s string) string { return strings.ReplaceAll(s, "}, {", "},\n{") }
+	if d := cmp.Diff(split(string(in)), split(got.String())); d != "" {
+		t.Errorf("WriteJSON(ParseJSON(x)) != x (-real nft +knet):\n%s", d)
+	}
+	want, err := os.ReadFile("testdata/nft01.list-ruleset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := Write(&text, rs, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The JSON carries no "dynamic" flag and no table/chain comments (nft 1.0.6), so the
+	// text differs from the real listing exactly there.
+	w := string(want)
+	for _, drop := range []string{"\tcomment \"rules for kube-proxy\"\n", "\t\tcomment \"helper for @no-endpoint-services / @no-endpoint-nodeports\"\n"} {
+		w = strings.Replace(w, drop, "", 1)
+	}
+	w = strings.Replace(w, "\t\tsize 65535\n\t\tflags dynamic,timeout\n", "\t\tsize 65535\n\t\tflags timeout\n", 1)
+	if d := cmp.Diff(w, text.String()); d != "" {
+		t.Errorf("text from JSON (-real nft, less what JSON omits +knet):\n%s", d)
+	}
+}
