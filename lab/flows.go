@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/knet-dev/knet/cluster"
+	"github.com/knet-dev/knet/dataplane/ipvs"
 	"github.com/knet-dev/knet/trace"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -368,11 +369,72 @@ func (l *Lab) Predict(f Flow) Prediction {
 			}
 		}
 	}
+	l.predictIPVS(f, &p, encap)
 	for k := range encap {
 		p.Encap = append(p.Encap, k)
 	}
 	sort.Strings(p.Encap)
 	return p
+}
+
+// predictIPVS refines a prediction when the flow's destination is an IPVS virtual service
+// on the node that handles it: package trace stops at the virtual address (IPVS is not part
+// of its netfilter walk), so the endpoints come from the node's IPVS model (weights of rr
+// and wrr; equal shares otherwise), masquerade from the trace of the virtual address (plus
+// the hairpin case, KUBE-LOOP-BACK) and the tunnels from a trace to each real server.
+func (l *Lab) predictIPVS(f Flow, p *Prediction, encap map[string]bool) {
+	node := l.ipvsNodeFor(f)
+	n := l.Nodes[node]
+	if n == nil || n.IPVS == nil {
+		return
+	}
+	proto := ipvs.TCP
+	if f.Kind == "udp" || f.Kind == "dns" {
+		proto = ipvs.UDP
+	}
+	svc := n.IPVS.Lookup(proto, f.To.Addr(), f.To.Port(), 0)
+	if svc == nil || len(svc.Dests) == 0 {
+		return
+	}
+	masq := false
+	for _, v := range p.Masquerade {
+		masq = masq || v
+	}
+	p.Source += "+ipvs"
+	p.Endpoints, p.Masquerade = map[string]float64{}, map[string]bool{}
+	total := 0
+	for _, d := range svc.Dests {
+		total += d.Weight
+	}
+	_, clientIP, _ := l.clientNS(f.From)
+	for _, d := range svc.Dests {
+		pod := l.podByEndpoint(netip.AddrPortFrom(d.Addr, d.Port).String())
+		share := 1 / float64(len(svc.Dests))
+		if (svc.Scheduler == ipvs.RoundRobin || svc.Scheduler == ipvs.WeightedRoundRobin) && total > 0 {
+			share = float64(d.Weight) / float64(total)
+		}
+		p.Endpoints[pod] += share
+		p.Masquerade[pod] = masq || d.Addr == clientIP
+		if f.From == "outside" {
+			p.Masquerade[pod] = true
+			continue
+		}
+		tproto := trace.TCP
+		if proto == ipvs.UDP {
+			tproto = trace.UDP
+		}
+		res, err := trace.TraceCluster(l.Cluster, l.Nodes, trace.ClusterRequest{From: f.From, To: netip.AddrPortFrom(d.Addr, d.Port).String(), Proto: tproto})
+		if err != nil {
+			continue
+		}
+		for _, path := range res.Paths {
+			for _, h := range append(append([]trace.ClusterHop(nil), path.Request...), path.Reply...) {
+				if (h.Outer != nil || h.Step == "decap") && h.Dev != "" {
+					encap[h.Node+":"+h.Dev] = true
+				}
+			}
+		}
+	}
 }
 
 func (l *Lab) servicePort(s string) (*corev1.Service, corev1.ServicePort) {
@@ -544,7 +606,27 @@ func (o *Outcome) judge(after, before map[string]uint64, l *Lab) {
 			o.Agreements = append(o.Agreements, fmt.Sprintf("spread fits the model: chi²=%.1f, df=%d, p=%.3f", chi, len(pods)-1, o.PValue))
 		}
 	}
-	// Masquerade: the source the server saw versus the client's own address.
+	// Masquerade: the source the server saw versus the client's own address. A node client
+	// that is not masqueraded also shows one of its own addresses (the kernel picks the
+	// tunnel's address for routes via tunl0), so there only "an address of the node" is
+	// checked.
+	if cn := l.Cluster.NodeByName(o.Flow.From); cn != nil {
+		own := l.nodeAddrs(cn.Name)
+		var foreign []string
+		for src := range o.Sources {
+			if !own[src] {
+				foreign = append(foreign, src)
+			}
+		}
+		sort.Strings(foreign)
+		if len(foreign) > 0 {
+			o.Disagreements = append(o.Disagreements, fmt.Sprintf("node client %s: servers saw %s, not an address of the node", cn.Name, strings.Join(foreign, ", ")))
+		} else if len(o.Sources) > 0 {
+			o.Agreements = append(o.Agreements, fmt.Sprintf("sources seen %s are the node's own addresses (masquerade or not cannot be told apart for a node client)", mapKeysInt(o.Sources)))
+		}
+		o.judgeEncap(after, before, l)
+		return
+	}
 	for src, n := range o.Sources {
 		masq := src != o.ClientIP.String()
 		for pod := range o.Answers {
@@ -583,7 +665,13 @@ func (o *Outcome) judge(after, before map[string]uint64, l *Lab) {
 	} else if len(o.Answers) == 1 && len(o.Sources) > 0 {
 		o.Agreements = append(o.Agreements, fmt.Sprintf("source seen %s", mapKeysInt(o.Sources)))
 	}
-	// Encapsulation: tunnel devices the model predicts must have moved, and no others.
+	o.judgeEncap(after, before, l)
+}
+
+// judgeEncap: tunnel devices the model predicts must have moved, and on the client's node
+// no others.
+func (o *Outcome) judgeEncap(after, before map[string]uint64, l *Lab) {
+	p := o.Predicted
 	moved := map[string]bool{}
 	for k, v := range after {
 		if v > before[k] && isTunnel(k) {
@@ -595,7 +683,7 @@ func (o *Outcome) judge(after, before map[string]uint64, l *Lab) {
 			o.Disagreements = append(o.Disagreements, fmt.Sprintf("model predicts encapsulation on %s, its counters did not move", e))
 		}
 	}
-	if p.Source == "trace" && p.Error == "" {
+	if strings.HasPrefix(p.Source, "trace") && p.Error == "" {
 		var extra []string
 		want := map[string]bool{}
 		for _, e := range p.Encap {
@@ -773,4 +861,16 @@ func firstDiff(a, b []string) int {
 		}
 	}
 	return 0
+}
+
+// nodeAddrs are the addresses the rendered node holds (its eth0, tunnel and pod-gateway
+// addresses).
+func (l *Lab) nodeAddrs(node string) map[string]bool {
+	out := map[string]bool{}
+	if n := l.Nodes[node]; n != nil && n.Net != nil {
+		for _, a := range n.Net.Addrs {
+			out[a.Prefix.Addr().String()] = true
+		}
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/knet-dev/knet/lab/vm"
 )
@@ -41,8 +42,8 @@ func TestDifferentialInVM(t *testing.T) {
 		env = append(env, "KNET_LAB_SEED="+s)
 	}
 	var out strings.Builder
-	res, err := vm.Run(t.Context(), vm.Options{Files: map[string]string{"/knet/lab.test": bin}, Env: env},
-		"cd /knet && ./lab.test -test.v -test.count=1 -test.run '^(TestDifferential|TestUpDownLeavesNothing|TestUpRunDownNative)$'", &out)
+	res, err := vm.Run(t.Context(), vm.Options{Files: map[string]string{"/knet/lab.test": bin}, Env: env, Timeout: 35 * time.Minute},
+		"cd /knet && ./lab.test -test.v -test.count=1 -test.timeout 30m -test.run '^(TestDifferential|TestUpDownLeavesNothing|TestUpRunDownNative)$'", &out)
 	t.Logf("guest output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("vm: %v", err)
