@@ -326,6 +326,7 @@ func (r *renderer) blockRoutes() error {
 	if err := s.RouteAdd(bh); err != nil {
 		return err
 	}
+	var all []hostnet.PeerRoute
 	for i := range r.c.Nodes {
 		peer := &r.c.Nodes[i]
 		if peer.Name == n.Name {
@@ -391,10 +392,8 @@ func (r *renderer) blockRoutes() error {
 			routes = append(routes, rt)
 		}
 		for _, rt := range routes {
-			if err := s.RouteAdd(rt); err != nil {
-				return fmt.Errorf("route to node %s: %w", peer.Name, err)
-			}
+			all = append(all, hostnet.PeerRoute{Route: rt, Peer: peer.Name})
 		}
 	}
-	return nil
+	return hostnet.AddPeerRoutes(s, all)
 }

@@ -103,6 +103,7 @@ func Render(c *cluster.Cluster, nodeName string, o Options) (*dataplane.Node, []
 			return fail(err)
 		}
 	}
+	var routes []hostnet.PeerRoute
 	for i := range c.Nodes {
 		peer := &c.Nodes[i]
 		if peer.Name == n.Name {
@@ -118,9 +119,7 @@ func Render(c *cluster.Cluster, nodeName string, o Options) (*dataplane.Node, []
 			if err := s.FDBAdd(&route.FDB{MAC: mac, Dev: dev, Dst: peer.IP, Self: true, State: route.FDBPermanent}); err != nil {
 				return fail(err)
 			}
-			if err := s.RouteAdd(&route.Route{Dst: peer.PodCIDR, Gw: vtep, Dev: dev, Flags: route.FlagOnlink}); err != nil {
-				return fail(err)
-			}
+			routes = append(routes, hostnet.PeerRoute{Route: &route.Route{Dst: peer.PodCIDR, Gw: vtep, Dev: dev, Flags: route.FlagOnlink}, Peer: peer.Name})
 		case cluster.FlannelHostGW:
 			if !hostnet.SameSubnet(n, peer.IP) {
 				// The kernel refuses a gateway that is not directly connected; flanneld logs
@@ -128,10 +127,11 @@ func Render(c *cluster.Cluster, nodeName string, o Options) (*dataplane.Node, []
 				notes = append(notes, fmt.Sprintf("flannel host-gw: node %s: cannot route %s via %s (node %s is not in subnet %s)", n.Name, peer.PodCIDR, peer.IP, peer.Name, n.Subnet))
 				continue
 			}
-			if err := s.RouteAdd(&route.Route{Dst: peer.PodCIDR, Gw: peer.IP, Dev: n.Interface}); err != nil {
-				return fail(err)
-			}
+			routes = append(routes, hostnet.PeerRoute{Route: &route.Route{Dst: peer.PodCIDR, Gw: peer.IP, Dev: n.Interface}, Peer: peer.Name})
 		}
+	}
+	if err := hostnet.AddPeerRoutes(s, routes); err != nil {
+		return fail(err)
 	}
 	cfg := hostnet.BridgeConfig{Bridge: BridgeName, Block: n.PodCIDR, MTU: mtu, Hairpin: true,
 		Routes: []netip.Prefix{c.PodCIDR}}

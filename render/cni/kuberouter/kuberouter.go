@@ -130,6 +130,7 @@ func Render(c *cluster.Cluster, nodeName string, o Options) (*dataplane.Node, []
 
 	// Routes to the other nodes, in node order (GoBGP delivers paths as peers come up).
 	var notes []string
+	var routes []hostnet.PeerRoute
 	tunnels := 0
 	for i := range c.Nodes {
 		peer := &c.Nodes[i]
@@ -171,20 +172,23 @@ func Render(c *cluster.Cluster, nodeName string, o Options) (*dataplane.Node, []
 			if err := s.RouteAdd(&route.Route{Table: RouteTable, Dst: netip.PrefixFrom(peer.IP, 32), Dev: name}); err != nil {
 				return fail(err)
 			}
-			rt := &route.Route{Dst: peer.PodCIDR, Dev: name, Src: n.IP, Protocol: route.ProtoKubeRouter}
-			if err := s.RouteAdd(rt); err != nil {
-				return fail(err)
-			}
-			// netlink.Route{LinkIndex, Src, Dst} has scope universe; the model's RouteAdd
-			// picks link for a device route without a gateway, so set it back.
-			rt.Scope = route.ScopeUniverse
+			routes = append(routes, hostnet.PeerRoute{Route: &route.Route{Dst: peer.PodCIDR, Dev: name, Src: n.IP, Protocol: route.ProtoKubeRouter}, Peer: peer.Name})
 		case same:
-			if err := s.RouteAdd(&route.Route{Dst: peer.PodCIDR, Gw: peer.IP, Dev: n.Interface, Protocol: route.ProtoKubeRouter}); err != nil {
-				return fail(err)
-			}
+			routes = append(routes, hostnet.PeerRoute{Route: &route.Route{Dst: peer.PodCIDR, Gw: peer.IP, Dev: n.Interface, Protocol: route.ProtoKubeRouter}, Peer: peer.Name})
 		default:
 			notes = append(notes, fmt.Sprintf("kube-router: node %s: no route to %s (node %s, other subnet) without the overlay: the upstream router must learn it over BGP", n.Name, peer.PodCIDR, peer.Name))
 		}
+	}
+	if err := hostnet.AddPeerRoutes(s, routes); err != nil {
+		return fail(err)
+	}
+	for _, pr := range routes {
+		if pr.Route.Gw.IsValid() {
+			continue
+		}
+		// netlink.Route{LinkIndex, Src, Dst} has scope universe; the model's RouteAdd picks
+		// link for a device route without a gateway, so set it back.
+		pr.Route.Scope = route.ScopeUniverse
 	}
 	if tunnels > 0 {
 		if err := s.RuleAdd(&route.Rule{Src: n.PodCIDR, Action: route.ActionLookup, Table: RouteTable}, true); err != nil {
