@@ -172,3 +172,36 @@ func TestNFTKernelParityJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestNFTApplyReadParity: a rendered kube-proxy nftables state applied to a namespace and
+// read back (nft -j) prints the same `nft list ruleset` as the model it came from.
+func TestNFTApplyReadParity(t *testing.T) {
+	ns := nftNS(t)
+	ctx := context.Background()
+	opts := kpnft.Options{
+		NodeName: "test-node", NodeIP: netip.MustParseAddr("192.168.0.2"), Family: kubeproxy.IPv4,
+		Detector:     kubeproxy.LocalDetector{Mode: kubeproxy.LocalClusterCIDR, CIDR: netip.MustParsePrefix("10.0.0.0/8")},
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("172.30.0.0/16")},
+	}
+	rs, err := kpnft.RenderRuleset(nftObjects(8, 3, true), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyNFT(ctx, ns, rs); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadNFT(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got bytes.Buffer
+	nft.Write(&want, rs, nft.WriteOptions{})
+	nft.Write(&got, back, nft.WriteOptions{})
+	// nft -j drops table/chain comments and the "dynamic" set flag (nft 1.0.6).
+	w := strings.Replace(want.String(), "\tcomment \"rules for kube-proxy\"\n", "", 1)
+	w = strings.Replace(w, "\t\tcomment \"helper for @no-endpoint-services / @no-endpoint-nodeports\"\n", "", 1)
+	w = strings.ReplaceAll(w, "flags dynamic,timeout", "flags timeout")
+	if d := cmp.Diff(w, got.String()); d != "" {
+		t.Errorf("applied and read back (-model +kernel):\n%s", d)
+	}
+}
