@@ -48,7 +48,7 @@ func newScheme() (*runtime.Scheme, error) {
 
 // LoadObjects reads every file (multi-document YAML, JSON, `kind: List`, as `kubectl get -o
 // yaml|json` writes) and returns the union of their objects, with the API server's defaults
-// applied (see ApplyDefaults). "-" reads nothing special: pass real paths.
+// applied (see ApplyDefaults), and the notes of every file.
 func LoadObjects(files ...string) (Objects, []Note, error) {
 	var all Objects
 	var notes []Note
