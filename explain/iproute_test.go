@@ -88,6 +88,16 @@ func TestExplainIPRoute(t *testing.T) {
 			{KindRemotePodBlock, Refs{Node: "node-c"}},
 			{KindNodeSubnet, Refs{Node: "node-a"}},
 		}},
+		{"iproute-vxlan-route.txt", calicoCluster(), IPRoute, []kindRef{
+			{KindLocalPodBlock, Refs{Node: "node-a"}},
+			{KindRemotePodBlock, Refs{Node: "node-b"}},
+			{KindRemotePodBlock, Refs{Node: "node-c"}},
+			{KindTunnelPeer, Refs{Node: "node-c"}},
+			{KindRemotePodBlock, Refs{Node: "node-b"}},
+			{KindServiceAddress, Refs{Service: "kube-system/kube-dns", Node: "node-a"}},
+			{KindBroadcast, Refs{Node: "node-a"}},
+			{KindLocalAddress, Refs{Node: "node-a"}},
+		}},
 		{"iproute-kuberouter-route.txt", kubeRouterCluster(), IPRoute, []kindRef{
 			{KindDefaultRoute, Refs{Node: "k1"}},
 			{KindLocalPodBlock, Refs{Node: "k1"}},
