@@ -357,6 +357,10 @@ func recommend(rep *Report) Recommendation {
 			}
 			reasons = append(reasons, fmt.Sprintf("cross-subnet pod traffic leaves %s (dev %s, route %s): works only if the underlay routes pod CIDRs (cloud route tables, BGP peering with the routers, source/destination checks off)", how, r.CrossSubnet.Dev, r.CrossSubnet.Route))
 		}
+		if t := max(r.SameSubnet.TunnelMTU, r.CrossSubnet.TunnelMTU); t > 0 && r.PodMTU > t {
+			score += 5
+			reasons = append(reasons, fmt.Sprintf("pods get MTU %d but the tunnel carries %d: full-size packets depend on path MTU discovery", r.PodMTU, t))
+		}
 		if r.Mode == cluster.ProxyIPVS {
 			score += 50
 			reasons = append(reasons, "IPVS mode is deprecated since Kubernetes 1.35 (gate off in 1.40, removal planned for 1.43): a migration is ahead")
@@ -379,7 +383,7 @@ func recommend(rep *Report) Recommendation {
 	}
 	best := rows[idx[0]]
 	rec.Best = best.Name()
-	rec.Reasons = append([]string{fmt.Sprintf("%s scores lowest (%.2f: percent of a core for first packets + 100 KB/s rewritten per node + mean encapsulation bytes per packet, +50 for a deprecated mode, +1000 for pod traffic without its own route)", best.Name(), best.Score)},
+	rec.Reasons = append([]string{fmt.Sprintf("%s scores lowest (%.2f: percent of a core for first packets + 100 KB/s rewritten per node + mean encapsulation bytes per packet, +5 for a pod MTU above the tunnel's, +50 for a deprecated mode, +1000 for pod traffic without its own route)", best.Name(), best.Score)},
 		best.Reasons...)
 	return rec
 }

@@ -69,6 +69,8 @@ type Path struct {
 	// Encap is "ipip", "vxlan" or "" (none); Overhead its outer header bytes.
 	Encap    string `json:"encap,omitempty"`
 	Overhead int    `json:"overhead"`
+	// TunnelMTU is the encapsulating device's MTU (the inner packet's limit).
+	TunnelMTU int `json:"tunnelMTU,omitempty"`
 	// Route is the route that matched, as `ip route` shows its destination.
 	Route string `json:"route"`
 	// ViaDefault says the pod block had no route of its own: the packet follows the default
@@ -179,9 +181,9 @@ func pathShape(c *cluster.Cluster, node *dataplane.Node, sh *shape) error {
 			}
 			switch l.Kind {
 			case route.KindIPIP:
-				p.Encap, p.Overhead = "ipip", trace.IPIPOverhead
+				p.Encap, p.Overhead, p.TunnelMTU = "ipip", trace.IPIPOverhead, l.MTU
 			case route.KindVXLAN:
-				p.Encap, p.Overhead = "vxlan", trace.VXLANOverhead
+				p.Encap, p.Overhead, p.TunnelMTU = "vxlan", trace.VXLANOverhead, l.MTU
 			}
 		}
 		return p, nil
