@@ -274,7 +274,12 @@ func appendFingerprint(b []byte, sp *kubeproxy.ServicePort, eps []*kubeproxy.End
 // Sync runs one syncProxyRules() against objs (the full desired state) and returns the
 // iptables-restore input kube-proxy would write (`iptables-restore --noflush --counters`).
 // The first call, every call after ForceFullSync or RestoreFailed, and every FullSyncEvery-th
-// call are full syncs; the others are partial.
+// call are full syncs; the others are partial. Sync assumes the restore succeeds (call
+// RestoreFailed otherwise).
+//
+// Equivalent to: `iptables-restore -w 5 --noflush --counters` fed the returned bytes, as
+// kube-proxy's syncProxyRules() does (after, on a full sync, the `iptables -N`/`-I` calls of
+// NodeSetup).
 func (p *Proxier) Sync(objs cluster.Objects) ([]byte, error) {
 	if p.err != nil {
 		return nil, p.err
