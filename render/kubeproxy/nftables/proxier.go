@@ -593,9 +593,9 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *kubeproxy.Serv
 	}
 	if hasInternal {
 		if p.opts.MasqueradeAll {
-			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: knftables.Concat(p.ipX, "daddr", sp.ClusterIP, "jump", markMasqChain)})
+			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: p.ipX + " daddr " + sp.ClusterIP.String() + " jump " + markMasqChain})
 		} else if ifNotLocal := p.ifNotLocal(); ifNotLocal != "" {
-			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: knftables.Concat(p.ipX, "daddr", sp.ClusterIP, ifNotLocal, "jump", markMasqChain)})
+			tx.Add(&knftables.Rule{Chain: internalPolicyChain, Rule: p.ipX + " daddr " + sp.ClusterIP.String() + " " + ifNotLocal + " jump " + markMasqChain})
 		}
 	}
 	if usesExternalTrafficChain {
@@ -648,28 +648,37 @@ func (p *Proxier) writeServicePort(tx *knftables.Transaction, sp *kubeproxy.Serv
 			continue
 		}
 		c := epChain(e)
-		tx.Add(&knftables.Rule{Chain: c, Rule: knftables.Concat(p.ipX, "saddr", e.IP, "jump", markMasqChain)})
+		tx.Add(&knftables.Rule{Chain: c, Rule: p.ipX + " saddr " + e.IP.String() + " jump " + markMasqChain})
 		if sp.AffinityClientIP {
-			tx.Add(&knftables.Rule{Chain: c, Rule: knftables.Concat("update", "@", affSet(e), "{", p.ipX, "saddr", "}")})
+			tx.Add(&knftables.Rule{Chain: c, Rule: "update @" + affSet(e) + " { " + p.ipX + " saddr }"})
 		}
-		tx.Add(&knftables.Rule{Chain: c, Rule: knftables.Concat("meta l4proto", proto, "dnat to", e.String())})
+		tx.Add(&knftables.Rule{Chain: c, Rule: "meta l4proto " + proto + " dnat to " + e.String()})
 	}
 }
 
 func (p *Proxier) writeServiceToEndpointRules(tx *knftables.Transaction, sp *kubeproxy.ServicePort, chain string, eps []*kubeproxy.Endpoint, epChain, affSet func(*kubeproxy.Endpoint) string) {
 	if sp.AffinityClientIP {
 		for _, e := range eps {
-			tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat(p.ipX, "saddr", "@", affSet(e), "goto", epChain(e))})
+			tx.Add(&knftables.Rule{Chain: chain, Rule: p.ipX + " saddr @" + affSet(e) + " goto " + epChain(e)})
 		}
 	}
-	var elements []string
+	// The load-balancing rule, written as knftables.Concat would join it (hand-built:
+	// Concat's reflection is the renderer's hot spot at 100k endpoints).
+	var b strings.Builder
+	b.WriteString("numgen random mod ")
+	b.WriteString(strconv.Itoa(len(eps)))
+	b.WriteString(" vmap {")
 	for i, e := range eps {
-		elements = append(elements, strconv.Itoa(i), ":", "goto", epChain(e))
-		if i != len(eps)-1 {
-			elements = append(elements, ",")
+		if i > 0 {
+			b.WriteString(" ,")
 		}
+		b.WriteString(" ")
+		b.WriteString(strconv.Itoa(i))
+		b.WriteString(" : goto ")
+		b.WriteString(epChain(e))
 	}
-	tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat("numgen random mod", len(eps), "vmap", "{", elements, "}")})
+	b.WriteString(" }")
+	tx.Add(&knftables.Rule{Chain: chain, Rule: b.String()})
 }
 
 // ifLocal is the nftables form of the local traffic detector (pkg/proxy/util/localdetector.go
