@@ -185,3 +185,39 @@ func BenchmarkTraceFullIndexed(b *testing.B) { benchTrace(b, true, true) }
 // BenchmarkTraceOneService is the per-flow cost of the 10-endpoint fan-out alone (one
 // Service, so no dispatch to speak of): the floor the indexed evaluator approaches.
 func BenchmarkTraceOneService(b *testing.B) { benchTraceN(b, 1, true, false) }
+
+// benchHook measures the evaluator alone: one nat PREROUTING traversal (KUBE-SERVICES
+// dispatch, the SVC chain's 10-way statistic fan-out, SEP DNAT) per flow, no routing, no
+// other hooks, no result building.
+func benchHook(b *testing.B, indexed bool) {
+	n, reqs := benchNode(b)
+	ev := n.IPv4
+	if indexed {
+		ev = ev.Indexed()
+	}
+	env := netfilter.NewEnv(n.Local)
+	env.NoSteps = true
+	pkts := make([]netfilter.Packet, len(reqs))
+	for i, r := range reqs {
+		pkts[i] = netfilter.Packet{Src: r.Src, Dst: r.Dst, Proto: string(r.Proto), SPort: DefaultSPort, DPort: r.DPort}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0, cpuOK := processCPU()
+	for i := 0; i < b.N; i++ {
+		out := ev.Eval(netfilter.Prerouting, env, pkts[i%len(pkts)])
+		if len(out) != benchEndpoints {
+			b.Fatalf("%d branches, want %d", len(out), benchEndpoints)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		cpu := (cpu1 - cpu0).Seconds()
+		b.ReportMetric(cpu*1e9/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(b.N)/cpu, "flows/cpu-s")
+	}
+}
+
+// BenchmarkHookLinear and BenchmarkHookIndexed: nat PREROUTING only, evaluator level.
+func BenchmarkHookLinear(b *testing.B)  { benchHook(b, false) }
+func BenchmarkHookIndexed(b *testing.B) { benchHook(b, true) }
