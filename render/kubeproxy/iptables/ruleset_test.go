@@ -52,3 +52,28 @@ func TestRenderRuleset(t *testing.T) {
 		t.Errorf("INPUT jump order (-want +got):\n%s", diff)
 	}
 }
+
+// TestRenderRulesetIPv6: ip6tables has no kubelet anti-martian rule, but kube-proxy still
+// ensures the (empty) KUBE-FIREWALL chain and its INPUT/OUTPUT jumps.
+func TestRenderRulesetIPv6(t *testing.T) {
+	objs := loadObjects(t, "case06.5.objects.yaml")
+	o := fakeOptions(kubeproxy.IPv6)
+	rs, err := RenderRuleset(objs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := iptablessave.Write(&out, rs, iptablessave.WriteOptions{NoHeader: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{"-A INPUT -j KUBE-FIREWALL", "-A OUTPUT -j KUBE-FIREWALL", ":KUBE-FIREWALL - [0:0]",
+		"--to-destination [fd00:10:180::1]:80", "! -d ::1/128"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("ip6tables-save lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "-A KUBE-FIREWALL") {
+		t.Errorf("IPv6 KUBE-FIREWALL should be empty:\n%s", s)
+	}
+}
