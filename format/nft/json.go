@@ -515,78 +515,52 @@ func writeStmtJSON(j *jw, fam nftables.Family, st nftables.Statement) error {
 		j.endKey()
 		j.close('}')
 	case nftables.Ct:
-		j.open('{')
-		j.key("match")
-		j.open('{')
 		op := "in"
 		if s.Op == nftables.OpNe {
 			op = "!="
 		}
-		j.kstr("op", op)
-		j.key("left")
-		j.open('{')
-		j.key("ct")
-		j.open('{')
-		j.kstr("key", s.Key)
-		j.close('}')
-		j.endKey()
-		j.close('}')
-		j.endKey()
-		j.key("right")
-		if len(s.Values) == 1 {
-			j.str(s.Values[0])
-		} else {
+		matchJSON(j, op, func() {
+			j.wrap("ct", func() { j.open('{'); j.kstr("key", s.Key); j.close('}') })
+		}, func() {
+			if len(s.Values) == 1 {
+				j.str(s.Values[0])
+				return
+			}
 			j.open('[')
 			for _, v := range s.Values {
 				j.str(v)
 			}
 			j.close(']')
-		}
-		j.endKey()
-		j.close('}')
-		j.endKey()
-		j.close('}')
+		})
 	case nftables.Fib:
-		j.open('{')
-		j.key("match")
-		j.open('{')
 		op := "=="
 		if s.Op == nftables.OpNe {
 			op = "!="
 		}
-		j.kstr("op", op)
-		j.key("left")
-		j.open('{')
-		j.key("fib")
-		j.open('{')
-		j.kstr("result", "type")
-		j.key("flags")
-		j.open('[')
-		j.str(s.Dir)
-		j.close(']')
-		j.endKey()
-		j.close('}')
-		j.endKey()
-		j.close('}')
-		j.endKey()
-		j.key("right")
-		if len(s.Types) == 1 {
-			j.str(s.Types[0])
-		} else {
-			j.open('{')
-			j.key("set")
-			j.open('[')
-			for _, t := range s.Types {
-				j.str(t)
+		matchJSON(j, op, func() {
+			j.wrap("fib", func() {
+				j.open('{')
+				j.kstr("result", "type")
+				j.key("flags")
+				j.open('[')
+				j.str(s.Dir)
+				j.close(']')
+				j.endKey()
+				j.close('}')
+			})
+		}, func() {
+			if len(s.Types) == 1 {
+				j.str(s.Types[0])
+				return
 			}
-			j.close(']')
-			j.endKey()
-			j.close('}')
-		}
-		j.endKey()
-		j.close('}')
-		j.endKey()
-		j.close('}')
+			j.wrap("set", func() {
+				j.open('[')
+				for _, t := range s.Types {
+					j.str(t)
+				}
+				j.close(']')
+			})
+		})
 	case nftables.VMap, nftables.Numgen:
 		j.open('{')
 		j.key("vmap")
@@ -729,6 +703,30 @@ func writeStmtJSON(j *jw, fam nftables.Family, st nftables.Statement) error {
 		return fmt.Errorf("statement %q not expressible in JSON yet", st.String())
 	}
 	return nil
+}
+
+// wrap writes {"key": body}.
+func (j *jw) wrap(key string, body func()) {
+	j.open('{')
+	j.key(key)
+	body()
+	j.endKey()
+	j.close('}')
+}
+
+// matchJSON writes {"match": {"op": op, "left": left, "right": right}}.
+func matchJSON(j *jw, op string, left, right func()) {
+	j.wrap("match", func() {
+		j.open('{')
+		j.kstr("op", op)
+		j.key("left")
+		left()
+		j.endKey()
+		j.key("right")
+		right()
+		j.endKey()
+		j.close('}')
+	})
 }
 
 func sortValues(typ string, ws []string) {
