@@ -530,7 +530,10 @@ func explainKubeProxyRule(ix *index, table string, r *rule, rec *Record) string 
 		}
 	case r.chain == kpiptables.ChainServices && strings.Contains(r.comment, "must be the last rule"):
 		if dst != "" {
-			return "traffic to node address " + dst + " continues to the NodePort rules (KUBE-NODEPORTS)"
+			if n := ix.nodes[strings.TrimSuffix(strings.TrimSuffix(dst, "/32"), "/128")]; n != "" {
+				rec.Refs.Node = n
+			}
+			return "traffic to node address " + dst + " continues to the NodePort rules (KUBE-NODEPORTS; --nodeport-addresses)"
 		}
 		return "traffic to any local address continues to the NodePort rules (KUBE-NODEPORTS); this rule must stay last"
 	case r.chain == kpiptables.ChainServices && table == "nat":

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/knet-dev/knet/cluster"
 )
@@ -175,4 +177,18 @@ func FuzzIPTables(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIPTablesNodePortAddressRule(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1"},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.0.2"}}}}
+	objs := &cluster.Objects{Nodes: []*corev1.Node{node}}
+	data := "*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -d 192.168.0.2 -j KUBE-NODEPORTS\nCOMMIT\n"
+	recs, err := IPTables("t", []byte(data), objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := recs[2]; r.Kind != KindKubeProxy || r.Refs.Node != "worker-1" || !strings.Contains(r.Meaning, "node address 192.168.0.2") {
+		t.Errorf("%+v", r)
+	}
 }
