@@ -63,6 +63,11 @@ func Apply(ctx context.Context, ns *NS, n *dataplane.Node, o ApplyOptions) error
 			return fmt.Errorf("apply %s to %s: %w", n.Name, ns, err)
 		}
 	}
+	if n.NFTables != nil && len(n.NFTables.Tables) > 0 {
+		if err := ApplyNFT(ctx, ns, n.NFTables); err != nil {
+			return fmt.Errorf("apply %s to %s: %w", n.Name, ns, err)
+		}
+	}
 	return nil
 }
 

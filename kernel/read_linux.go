@@ -27,6 +27,8 @@ import (
 type ReadOptions struct {
 	// IPTables reads the IPv4 ruleset with the real iptables-save (IPv6 likewise).
 	IPTables, IP6Tables bool
+	// NFTables reads the nftables ruleset (`nft -j list ruleset`, ReadNFT).
+	NFTables bool
 	// Sysctls are the sysctl keys (below /proc/sys/net) to read.
 	Sysctls []string
 }
@@ -74,6 +76,11 @@ func Read(ctx context.Context, ns *NS, o ReadOptions) (*dataplane.Node, Notes, e
 			n.IPTables = rs
 		} else {
 			n.IP6Tables = rs
+		}
+	}
+	if o.NFTables {
+		if n.NFTables, err = ReadNFT(ctx, ns); err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", ns, err)
 		}
 	}
 	if len(o.Sysctls) > 0 {
