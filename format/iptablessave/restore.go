@@ -36,9 +36,9 @@ type applier struct {
 	last    *nf.Chain // chain of the previous rule line (lookup cache)
 	diags   []Diagnostic
 
-	orig         *nf.Table       // the table as it was when the block began
-	renames      []rename        // -E commands queued until COMMIT
-	createdNames []string        // chains created in the current block
+	orig         *nf.Table // the table as it was when the block began
+	renames      []rename  // -E commands queued until COMMIT
+	createdNames []string  // chains created in the current block
 }
 
 func (a *applier) errf(line int, err error, format string, args ...any) *Error {
