@@ -141,15 +141,25 @@ func addServices(c *cluster.Cluster, p *Profile, n int) {
 		}
 		for j := range p.EndpointsPerService {
 			k := i*p.EndpointsPerService + j
-			nd := c.Nodes[k%len(c.Nodes)]
-			host := 10 + (k/len(c.Nodes))%240
-			a := nd.PodCIDR.Masked().Addr().As4()
-			a[3] += byte(host)
-			node := nd.Name
+			// Endpoints are spread over the profile's nodes; those on nodes beyond the rendered
+			// ones get a node name that is not rendered and an address from 100.64.0.0/10, so
+			// the representative node holds the profile's share of local endpoints.
+			var addr netip.Addr
+			var node, zone string
+			if idx := k % max(p.Nodes, len(c.Nodes)); idx < len(c.Nodes) {
+				nd := c.Nodes[idx]
+				a := nd.PodCIDR.Masked().Addr().As4()
+				a[3] += byte(10 + (k/len(c.Nodes))%240)
+				addr, node, zone = netip.AddrFrom4(a), nd.Name, nd.Zone
+			} else {
+				v := uint32(100)<<24 | uint32(64)<<16 | uint32(k)&(1<<22-1)
+				addr = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+				node, zone = fmt.Sprintf("node-v%d", idx), fmt.Sprintf("zone-%d", idx%p.Subnets)
+			}
 			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
-				Addresses:  []string{netip.AddrFrom4(a).String()},
+				Addresses:  []string{addr.String()},
 				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
-				NodeName:   &node, Zone: ptr.To(nd.Zone),
+				NodeName:   &node, Zone: ptr.To(zone),
 			})
 		}
 		c.Objects.EndpointSlices = append(c.Objects.EndpointSlices, es)
