@@ -324,18 +324,28 @@ func (l *Lab) clientNS(from string) (string, netip.Addr, error) {
 // EndpointSlices (equal split, masquerade for traffic from outside) otherwise.
 func (l *Lab) Predict(f Flow) Prediction {
 	p := Prediction{Endpoints: map[string]float64{}, Masquerade: map[string]bool{}}
-	if f.From == "outside" {
+	// package trace walks iptables (and IPVS through predictIPVS), not nftables, and takes
+	// no source outside the cluster: those flows are predicted from the objects.
+	if f.Service != "" && (f.From == "outside" || l.Cluster.Proxy.Mode == cluster.ProxyNFTables) {
 		p.Source = "objects"
 		s, sp := l.servicePort(f.Service)
 		if s == nil {
 			p.Error = "no service " + f.Service
 			return p
 		}
+		_, clientIP, _ := l.clientNS(f.From)
+		client := l.podByEndpoint(netip.AddrPortFrom(clientIP, 0).String())
 		eps := endpointsOf(l.Cluster, s, sp)
 		for _, e := range eps {
 			p.Endpoints[e] = 1 / float64(len(eps))
-			// externalTrafficPolicy Cluster: kube-proxy masquerades NodePort traffic.
-			p.Masquerade[e] = s.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal
+			switch {
+			case f.From == "outside":
+				// externalTrafficPolicy Cluster: kube-proxy masquerades NodePort traffic.
+				p.Masquerade[e] = s.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal
+			default:
+				// From a pod (ClusterCIDR detector): only hairpin traffic is masqueraded.
+				p.Masquerade[e] = e == client
+			}
 		}
 		return p
 	}

@@ -142,3 +142,24 @@ func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestNFTablesModeNative runs the lab with kube-proxy in nftables mode (cluster-b's layout,
+// VXLAN so the host kernel can build it): the real nft programs kube-proxy's tables.
+func TestNFTablesModeNative(t *testing.T) {
+	requireRoot(t)
+	c := vxlanVariant(t)
+	c.Name = "labtest-nft"
+	c.Proxy.Mode = cluster.ProxyNFTables
+	if m := Missing(c); len(m) > 0 {
+		t.Skipf("host kernel lacks: %v", m)
+	}
+	r := runLab(t, c, SeedFlows(c, 1, 2, seedFromEnv(t)))
+	for _, o := range r.Outcomes {
+		if len(o.Answers) == 0 {
+			t.Errorf("%s: nobody answered (%s)", o.Flow.Name, o.FirstError)
+		}
+		for _, d := range o.Disagreements {
+			t.Errorf("%s: %s", o.Flow.Name, d)
+		}
+	}
+}
