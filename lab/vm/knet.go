@@ -48,9 +48,23 @@ func StaticKnet(ctx context.Context, o Options, exe string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s is dynamically linked and no knet source is here to build a static one (build knet with CGO_ENABLED=0): %w", exe, err)
 	}
-	out := filepath.Join(o.CacheDir, "knet-static")
+	// One static build per (dynamic) knet binary: keyed by its size and modification time.
+	st, err := os.Stat(exe)
+	if err != nil {
+		return "", fmt.Errorf("inspect %s: %w", exe, err)
+	}
+	out := filepath.Join(o.CacheDir, fmt.Sprintf("knet-static-%d-%d", st.Size(), st.ModTime().UnixNano()))
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return "", err
+	}
 	logf(o.Log, "vm: building a static knet (CGO_ENABLED=0) from %s", mod)
-	if err := BuildStatic(ctx, mod, "./cmd/knet", out, false); err != nil {
+	if err := BuildStatic(ctx, mod, "./cmd/knet", out+".tmp", false); err != nil {
+		return "", err
+	}
+	if err := os.Rename(out+".tmp", out); err != nil {
 		return "", err
 	}
 	return out, nil
