@@ -911,7 +911,9 @@ func (x *run) policy(c *evChain, b *Branch) {
 	if pol == PolicyNone || pol == "" {
 		pol = PolicyAccept
 	}
-	if !x.env.NoSteps {
+	// An empty builtin chain with policy ACCEPT outside filter (raw, mangle, nat tables that
+	// exist but hold nothing at this hook) decides nothing worth a step.
+	if !x.env.NoSteps && (len(c.rules) > 0 || pol != PolicyAccept || x.table == Filter) {
 		b.addStep(Step{Hook: x.hook, Table: x.table, Chain: c.name, Policy: pol, Probability: 1})
 	}
 	x.decide(b, Decision(pol), DecidedByPolicy)

@@ -189,6 +189,24 @@ func (t *Table) stale() bool {
 	return false
 }
 
+// Grow reserves room for n more chains (in Chains and in the name index), so that adding
+// many chains (a 10,000-Service kube-proxy dump declares over 100,000) does not rehash.
+func (t *Table) Grow(n int) {
+	if n <= 0 {
+		return
+	}
+	if cap(t.Chains)-len(t.Chains) < n {
+		chains := make([]*Chain, len(t.Chains), len(t.Chains)+n)
+		copy(chains, t.Chains)
+		t.Chains = chains
+	}
+	idx := make(map[string]int, len(t.Chains)+n)
+	for i, c := range t.Chains {
+		idx[c.Name] = i
+	}
+	t.idx = idx
+}
+
 // Reindex rebuilds the chain-name index after Chains was edited directly.
 func (t *Table) Reindex() { t.reindex() }
 

@@ -91,6 +91,9 @@ type Command struct {
 	Rule *nf.Rule
 	// HasCounters reports a `[p:b]` prefix on a rule line.
 	HasCounters bool
+	// Decls is, for a KindTable line, the number of chain declarations in its block (a
+	// sizing hint).
+	Decls int
 }
 
 // scanner reads restore-format input line by line and turns each line into a Command.
@@ -186,6 +189,14 @@ func (s *scanner) next(cmd *Command) error {
 		cmd.Table = nf.TableName(name)
 		if !cmd.Table.Valid() {
 			return s.errf(0, "table name '%s' invalid", name)
+		}
+		block := s.data[s.pos:]
+		if end := strings.Index(block, "\nCOMMIT"); end >= 0 {
+			block = block[:end]
+		}
+		cmd.Decls = strings.Count(block, "\n:")
+		if strings.HasPrefix(block, ":") {
+			cmd.Decls++
 		}
 		return nil
 	case trimmed[0] == ':':

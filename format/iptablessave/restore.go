@@ -65,6 +65,11 @@ func (a *applier) apply(cmd *Command) error {
 		if a.cur != nil {
 			return a.errf(cmd.Line, nil, "COMMIT expected before *%s (table %s opened at line %d)", cmd.Table, a.cur.Name, a.curLine)
 		}
+		defer func() {
+			if a.cur != nil && cmd.Decls > 16 {
+				a.cur.Grow(cmd.Decls)
+			}
+		}()
 		a.curLine = cmd.Line
 		a.last = nil
 		old := a.rs.Table(cmd.Table)
