@@ -12,6 +12,7 @@ import (
 
 	"github.com/knet-dev/knet/cluster"
 	"github.com/knet-dev/knet/dataplane"
+	"github.com/knet-dev/knet/dataplane/ipvs"
 	"github.com/knet-dev/knet/dataplane/netfilter"
 	"github.com/knet-dev/knet/dataplane/route"
 	"github.com/knet-dev/knet/format/iproute"
@@ -148,22 +149,31 @@ func TraceCluster(c *cluster.Cluster, nodes map[string]*dataplane.Node, req Clus
 	if err != nil {
 		return nil, fmt.Errorf("trace cluster: node %s: %w", src.node, err)
 	}
-	branches := nf.Branches
-	if len(branches) == 0 {
-		branches = []BranchResult{{Probability: 1, Verdict: nf.Verdict, DecidedBy: nf.DecidedBy, Masquerade: nf.Masquerade, Path: nf.Path}}
+	var branches []clusterBranch
+	for _, b := range nf.Branches {
+		branches = append(branches, clusterBranch{BranchResult: b})
 	}
+	if len(branches) == 0 {
+		branches = []clusterBranch{{BranchResult: BranchResult{Probability: 1, Verdict: nf.Verdict, DecidedBy: nf.DecidedBy, Masquerade: nf.Masquerade, Path: nf.Path}}}
+	}
+	branches = t.ipvsBranches(src, host, branches, dst, dport, req.Proto)
 	for _, b := range branches {
 		p := ClusterPath{Probability: b.Probability, Verdict: b.Verdict, Masquerade: b.Masquerade, Request: slices.Clone(pre)}
 		p.Request = append(p.Request, nfHops(src.node, b.Path)...)
 		toIP, toPort := dst, dport
+		if b.ipvs != nil {
+			p.Request = append(p.Request, *b.ipvs)
+		}
 		if b.DNAT != "" {
 			ap, err := netip.ParseAddrPort(b.DNAT)
 			if err != nil {
 				return nil, fmt.Errorf("trace cluster: bad DNAT %q: %w", b.DNAT, err)
 			}
 			toIP, toPort = ap.Addr(), ap.Port()
-			p.Request = append(p.Request, ClusterHop{Node: src.node, Step: "conntrack", Src: src.ip.String(), Dst: b.DNAT,
-				Note: fmt.Sprintf("DNAT %s → %s recorded in this node's conntrack", netip.AddrPortFrom(dst, dport), b.DNAT)})
+			if b.ipvs == nil {
+				p.Request = append(p.Request, ClusterHop{Node: src.node, Step: "conntrack", Src: src.ip.String(), Dst: b.DNAT,
+					Note: fmt.Sprintf("DNAT %s → %s recorded in this node's conntrack", netip.AddrPortFrom(dst, dport), b.DNAT)})
+			}
 		}
 		p.Endpoint = netip.AddrPortFrom(toIP, toPort).String()
 		if b.Verdict != netfilter.DecisionAccept {
@@ -190,10 +200,57 @@ func TraceCluster(c *cluster.Cluster, nodes map[string]*dataplane.Node, req Clus
 		}
 		// The reply: from the endpoint back to the (possibly masqueraded) source; conntrack on
 		// the DNAT node restores the Service address as source.
-		p.Reply = t.reply(end, toIP, toPort, fromIP, src, dst, dport, b.DNAT != "", b.Masquerade)
+		p.Reply = t.reply(end, toIP, toPort, fromIP, src, dst, dport, b.DNAT != "", b.Masquerade, b.ipvs != nil)
 		res.Paths = append(res.Paths, p)
 	}
 	return res, nil
+}
+
+// clusterBranch is one netfilter branch, possibly split further by IPVS scheduling.
+type clusterBranch struct {
+	BranchResult
+	ipvs *ClusterHop
+}
+
+// ipvsBranches splits the branches whose destination is an IPVS virtual service of the
+// node (kube-proxy IPVS mode, kube-router's proxy): the packet to the Service address is
+// delivered locally (kube-ipvs0 holds it), IPVS's LOCAL_IN hook picks a real server
+// (dataplane/ipvs Candidates: what a new connection would get now, with its probability)
+// and rewrites the destination (Masq forwarding).
+func (t *clusterTracer) ipvsBranches(src place, host *dataplane.Node, in []clusterBranch, dst netip.Addr, dport uint16, proto Protocol) []clusterBranch {
+	if host.IPVS == nil {
+		return in
+	}
+	svc := host.IPVS.Lookup(ipvs.Protocol(proto), dst, dport, 0)
+	if svc == nil {
+		return in
+	}
+	var out []clusterBranch
+	for _, b := range in {
+		if b.Verdict != netfilter.DecisionAccept || b.DNAT != "" {
+			out = append(out, b)
+			continue
+		}
+		choices := host.IPVS.Candidates(svc, ipvs.Packet{Proto: ipvs.Protocol(proto), Src: src.ip, SrcPort: DefaultSPort, Dst: dst, DstPort: dport})
+		if len(choices) == 0 {
+			nb := b
+			nb.Verdict = netfilter.DecisionDrop
+			nb.ipvs = &ClusterHop{Node: src.node, Step: "ipvs", Dst: netip.AddrPortFrom(dst, dport).String(), Note: "IPVS virtual service without an available real server: the packet is dropped"}
+			out = append(out, nb)
+			continue
+		}
+		for _, ch := range choices {
+			nb := b
+			nb.Path = slices.Clone(b.Path)
+			nb.Probability = b.Probability * ch.Probability
+			to := netip.AddrPortFrom(ch.Dest.Addr, ch.Dest.Port)
+			nb.DNAT = to.String()
+			nb.ipvs = &ClusterHop{Node: src.node, Step: "ipvs", Dev: "kube-ipvs0", Dst: to.String(),
+				Note: fmt.Sprintf("IPVS %s %s %s → %s (%s, %s; IPVS rewrites the destination in LOCAL_IN)", strings.ToUpper(string(proto)), netip.AddrPortFrom(dst, dport), svc.Scheduler, to, ch.Dest.Forward, ch.Reason)}
+			out = append(out, nb)
+		}
+	}
+	return out
 }
 
 func nfHops(node string, path []Hop) []ClusterHop {
@@ -561,7 +618,7 @@ func vxlanRemote(s *route.Stack, link *route.Link, gw netip.Addr) (netip.Addr, e
 }
 
 // reply walks the response from the endpoint back to the client.
-func (t *clusterTracer) reply(end place, epIP netip.Addr, epPort uint16, to netip.Addr, client place, svc netip.Addr, svcPort uint16, dnat, masq bool) []ClusterHop {
+func (t *clusterTracer) reply(end place, epIP netip.Addr, epPort uint16, to netip.Addr, client place, svc netip.Addr, svcPort uint16, dnat, masq, byIPVS bool) []ClusterHop {
 	var hops []ClusterHop
 	iif := ""
 	if end.pod != "" {
@@ -581,7 +638,11 @@ func (t *clusterTracer) reply(end place, epIP netip.Addr, epPort uint16, to neti
 			return dst, nil
 		}
 		done = true
-		note := fmt.Sprintf("reverse NAT (conntrack, PREROUTING): source %s → %s", netip.AddrPortFrom(epIP, epPort), netip.AddrPortFrom(svc, svcPort))
+		who := "conntrack, PREROUTING"
+		if byIPVS {
+			who = "the IPVS connection entry"
+		}
+		note := fmt.Sprintf("reverse NAT (%s): source %s → %s", who, netip.AddrPortFrom(epIP, epPort), netip.AddrPortFrom(svc, svcPort))
 		if masq {
 			note += fmt.Sprintf(", destination %s → %s (un-MASQUERADE)", to, client.ip)
 			dst = client.ip

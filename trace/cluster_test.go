@@ -13,6 +13,7 @@ import (
 	"github.com/knet-dev/knet/render/cni/flannel"
 	"github.com/knet-dev/knet/render/cni/kuberouter"
 	kpiptables "github.com/knet-dev/knet/render/kubeproxy/iptables"
+	kpipvs "github.com/knet-dev/knet/render/kubeproxy/ipvs"
 )
 
 // clusterNodes renders every node of a preset with Calico (links, routes, pod namespaces)
@@ -272,6 +273,56 @@ func TestTraceClusterHostEndpoint(t *testing.T) {
 		}
 		if end := p.Reply[len(p.Reply)-1]; end.Netns != "default/busybox" {
 			t.Errorf("to %s: reply ends at %+v", p.Endpoint, end)
+		}
+	}
+}
+
+// TestTraceClusterIPVS: cluster-a (Calico IPIP CrossSubnet, kube-proxy IPVS mode). The
+// Service address is local (kube-ipvs0), IPVS picks the real server, and the packet is
+// routed to the endpoint's node (eth0 within the subnet, tunl0 across) and back.
+func TestTraceClusterIPVS(t *testing.T) {
+	c, err := cluster.Preset("cluster-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]*dataplane.Node{}
+	for _, n := range c.Nodes {
+		dn, err := calico.Render(c, n.Name, calico.OptionsFor(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := kpipvs.Render(c.Objects, kpipvs.DefaultOptions(n.Name, n.IP))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kpipvs.ApplyDummy(dn.Net, res, n.Name); err != nil {
+			t.Fatal(err)
+		}
+		dn.IPVS = res.IPVS
+		nodes[n.Name] = dn
+	}
+	res, err := TraceCluster(c, nodes, ClusterRequest{From: "default/busybox", To: "default/api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Paths) == 0 {
+		t.Fatal("no paths")
+	}
+	for _, p := range res.Paths {
+		var sawIPVS bool
+		for _, h := range p.Request {
+			if h.Step == "ipvs" {
+				sawIPVS = true
+			}
+		}
+		if !sawIPVS {
+			t.Errorf("path to %s: no IPVS hop", p.Endpoint)
+		}
+		if p.Verdict != "ACCEPT" || p.EndpointPod == "" {
+			t.Errorf("path to %s: verdict %s, endpoint pod %q", p.Endpoint, p.Verdict, p.EndpointPod)
+		}
+		if len(p.Reply) == 0 || p.Reply[len(p.Reply)-1].Netns != "default/busybox" {
+			t.Errorf("path to %s: reply does not reach the client", p.Endpoint)
 		}
 	}
 }
