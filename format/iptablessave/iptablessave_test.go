@@ -399,7 +399,7 @@ func TestDiagnostics(t *testing.T) {
 		got = append(got, d.String())
 	}
 	want := []string{
-		"f:3:42: match \"comment\": Bad argument `health'; kept verbatim",
+		"f:3:42: match \"comment\": bad argument `health'; kept verbatim",
 		"f:4:13: match \"hashlimit\" is not modelled, kept verbatim",
 		"f:4:49: target \"TPROXY\" is not modelled, kept verbatim",
 		"f:5: jump to chain NOWHERE, which is not declared in table filter",

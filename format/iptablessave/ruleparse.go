@@ -249,18 +249,18 @@ func (p *ruleParser) parse(r *nf.Rule, line string, toks []string, cols, ends []
 					// extension it follows verbatim, as the real tool rejects the line.
 					switch k := p.owner[start-1]; {
 					case k >= 0:
-						if err := p.failMatch(r, k, fmt.Errorf("Bad argument `%s'", t), start); err != nil {
+						if err := p.failMatch(r, k, fmt.Errorf("bad argument `%s'", t), start); err != nil {
 							return err
 						}
 						continue
 					case k == ownTarget:
-						if err := p.failTarget(r, fmt.Errorf("Bad argument `%s'", t), start); err != nil {
+						if err := p.failTarget(r, fmt.Errorf("bad argument `%s'", t), start); err != nil {
 							return err
 						}
 						continue
 					}
 				}
-				return &argError{col: p.cols[start], msg: fmt.Sprintf("Bad argument `%s'", t)}
+				return &argError{col: p.cols[start], msg: fmt.Sprintf("bad argument `%s'", t)}
 			}
 			if err := p.option(r, t, invert, optStart); err != nil {
 				return err
@@ -584,22 +584,22 @@ func (p *ruleParser) finish(r *nf.Rule) error {
 			return &argError{col: p.colAt(0), msg: "DNAT: option \"--to-destination\" must be specified"}
 		}
 		if t.To.HasPorts() && !portProto(r.Proto) {
-			return &argError{col: p.colAt(0), msg: "Need TCP, UDP, SCTP or DCCP with port specification"}
+			return &argError{col: p.colAt(0), msg: "need TCP, UDP, SCTP or DCCP with port specification"}
 		}
 	case *nf.SNAT:
 		if !t.To.HasAddr() && !t.To.HasPorts() {
 			return &argError{col: p.colAt(0), msg: "SNAT: option \"--to-source\" must be specified"}
 		}
 		if t.To.HasPorts() && !portProto(r.Proto) {
-			return &argError{col: p.colAt(0), msg: "Need TCP, UDP, SCTP or DCCP with port specification"}
+			return &argError{col: p.colAt(0), msg: "need TCP, UDP, SCTP or DCCP with port specification"}
 		}
 	case *nf.Masquerade:
 		if t.MinPort != 0 && !portProto(r.Proto) {
-			return &argError{col: p.colAt(0), msg: "Need TCP, UDP, SCTP or DCCP with port specification"}
+			return &argError{col: p.colAt(0), msg: "need TCP, UDP, SCTP or DCCP with port specification"}
 		}
 	case *nf.Redirect:
 		if t.MinPort != 0 && !portProto(r.Proto) {
-			return &argError{col: p.colAt(0), msg: "Need TCP, UDP, SCTP or DCCP with port specification"}
+			return &argError{col: p.colAt(0), msg: "need TCP, UDP, SCTP or DCCP with port specification"}
 		}
 	}
 	return nil
