@@ -25,3 +25,6 @@ func DeleteNamedNS(name string) error { return ErrNotSupported }
 
 // ListNamedNS returns ErrNotSupported.
 func ListNamedNS(prefix string) ([]string, error) { return nil, ErrNotSupported }
+
+// CurrentNS returns ErrNotSupported: network namespaces are Linux only.
+func CurrentNS() (*NS, error) { return nil, ErrNotSupported }

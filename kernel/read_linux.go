@@ -116,8 +116,21 @@ func readNet(h *netlink.Handle) (*route.Stack, Notes, error) {
 	for _, l := range links {
 		byIndex[l.Attrs().Index] = l.Attrs().Name
 	}
+	// The root qdisc of each link (`ip link` prints it; a link without one shows "noop").
+	rootQdisc := map[int]string{}
+	if qs, err := h.QdiscList(nil); err == nil {
+		for _, q := range qs {
+			if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT {
+				rootQdisc[a.LinkIndex] = q.Type()
+			}
+		}
+	}
 	for _, l := range links {
 		rl, note := fromNetlinkLink(l, byIndex)
+		rl.Qdisc = "noop"
+		if q, ok := rootQdisc[l.Attrs().Index]; ok {
+			rl.Qdisc = q
+		}
 		if rl.Master != "" {
 			if pi, err := h.LinkGetProtinfo(l); err == nil {
 				rl.BridgePort = &route.BridgePort{Hairpin: pi.Hairpin, Learning: pi.Learning, Flood: pi.Flood}
@@ -206,9 +219,24 @@ func readNet(h *netlink.Handle) (*route.Stack, Notes, error) {
 
 func fromNetlinkLink(l netlink.Link, byIndex map[int]string) (*route.Link, string) {
 	a := l.Attrs()
+	// netlink spells operstates "lower-layer-down"; iproute2 prints "LOWERLAYERDOWN".
+	oper := strings.ToUpper(strings.ReplaceAll(a.OperState.String(), "-", ""))
 	rl := &route.Link{Index: a.Index, Name: a.Name, MTU: a.MTU, TxQLen: a.TxQLen,
-		HardwareAddr: a.HardwareAddr, Broadcast: a.HardwareAddr, OperState: route.OperState(strings.ToUpper(a.OperState.String())),
+		HardwareAddr: a.HardwareAddr, OperState: route.OperState(oper),
 		Flags: linkFlags(a), Group: "default"}
+	// IFLA_BROADCAST is not in netlink.LinkAttrs: Ethernet-like links broadcast to
+	// ff:ff:ff:ff:ff:ff, loopback's address and broadcast are all zero.
+	switch a.EncapType {
+	case "ether":
+		rl.Broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	case "loopback":
+		if len(rl.HardwareAddr) == 0 {
+			rl.HardwareAddr = make(net.HardwareAddr, 6)
+		}
+		rl.Broadcast = make(net.HardwareAddr, 6)
+	default:
+		rl.Broadcast = a.HardwareAddr
+	}
 	if a.Group != 0 {
 		rl.Group = fmt.Sprint(a.Group)
 	}
