@@ -47,6 +47,10 @@ func Node(c *cluster.Cluster, nodeName string) (*dataplane.Node, error) {
 // NodeWithNotes is Node plus the renderers' remarks (routes a CNI could not program, the
 // IPVS deprecation notice).
 func NodeWithNotes(c *cluster.Cluster, nodeName string) (*dataplane.Node, []string, error) {
+	return nodeWithNotes(c, nodeName, nil)
+}
+
+func nodeWithNotes(c *cluster.Cluster, nodeName string, shared *sharedProxy) (*dataplane.Node, []string, error) {
 	if c.NodeByName(nodeName) == nil {
 		return nil, nil, fmt.Errorf("render: cluster %s has no node %q (have %s)", c.Name, nodeName, strings.Join(nodeNames(c), ", "))
 	}
@@ -54,7 +58,12 @@ func NodeWithNotes(c *cluster.Cluster, nodeName string) (*dataplane.Node, []stri
 	if err != nil {
 		return nil, nil, err
 	}
-	pn, err := renderProxy(c, nodeName, node)
+	var pn []string
+	if shared != nil {
+		node.IPTables, err = shared.p.Ruleset(shared.restore)
+	} else {
+		pn, err = renderProxy(c, nodeName, node)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("render: node %s: kube-proxy %s: %w", nodeName, c.Proxy.Mode, err)
 	}
@@ -63,8 +72,15 @@ func NodeWithNotes(c *cluster.Cluster, nodeName string) (*dataplane.Node, []stri
 	return node, notes, nil
 }
 
-// Cluster renders every node of c, in node order, using all CPUs.
+// Cluster renders every node of c, in node order, using all CPUs. In iptables mode, when
+// kube-proxy's rules cannot depend on the node (see proxyNodeIndependent) and the first two
+// nodes' restore inputs are indeed identical, kube-proxy's sync is computed once and each node
+// gets its own ruleset from that restore input; the result equals rendering node by node.
 func Cluster(c *cluster.Cluster) ([]*dataplane.Node, error) {
+	shared, err := shareProxy(c)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*dataplane.Node, len(c.Nodes))
 	errs := make([]error, len(c.Nodes))
 	work := make(chan int)
@@ -74,7 +90,7 @@ func Cluster(c *cluster.Cluster) ([]*dataplane.Node, error) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				out[i], errs[i] = Node(c, c.Nodes[i].Name)
+				out[i], _, errs[i] = nodeWithNotes(c, c.Nodes[i].Name, shared)
 			}
 		}()
 	}
@@ -87,6 +103,89 @@ func Cluster(c *cluster.Cluster) ([]*dataplane.Node, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// sharedProxy is one kube-proxy sync (iptables mode) valid for every node of a cluster.
+type sharedProxy struct {
+	p       *iptables.Proxier
+	restore []byte
+}
+
+func iptablesOptions(c *cluster.Cluster, nodeName string) (iptables.Options, error) {
+	opts, err := iptables.OptionsFromConfig(ProxyConfig(c), nodeObject(c, nodeName), nodeName, kubeproxy.IPv4)
+	opts.Version = proxyVersion(c.Proxy.Version)
+	return opts, err
+}
+
+// shareProxy returns the shared sync for c, or nil when each node must be rendered alone.
+func shareProxy(c *cluster.Cluster) (*sharedProxy, error) {
+	if c.Proxy.Mode != cluster.ProxyIPTables || len(c.Nodes) < 3 || !proxyNodeIndependent(c) {
+		return nil, nil
+	}
+	var restores [2][]byte
+	var first *iptables.Proxier
+	for i := range restores {
+		opts, err := iptablesOptions(c, c.Nodes[i].Name)
+		if err != nil {
+			return nil, fmt.Errorf("render: node %s: kube-proxy iptables: %w", c.Nodes[i].Name, err)
+		}
+		p := iptables.NewProxier(opts)
+		if restores[i], err = p.Sync(c.Objects); err != nil {
+			return nil, fmt.Errorf("render: node %s: kube-proxy iptables: %w", c.Nodes[i].Name, err)
+		}
+		if i == 0 {
+			first = p
+		}
+	}
+	if !bytes.Equal(restores[0], restores[1]) {
+		return nil, nil
+	}
+	return &sharedProxy{p: first, restore: restores[0]}, nil
+}
+
+// proxyNodeIndependent reports whether kube-proxy's iptables rules for c are the same on
+// every node: they depend on the node only through Local traffic policies (local endpoints,
+// health-check node ports), topology hints and trafficDistribution (the node's zone),
+// loadBalancerSourceRanges (the node IP is let through), nodePortAddresses (the node's IPs),
+// the NodeCIDR local detector, and duplicate endpoints across slices (the local copy wins).
+func proxyNodeIndependent(c *cluster.Cluster) bool {
+	cfg := ProxyConfig(c)
+	if len(cfg.NodePortAddresses) > 0 || cfg.DetectLocalMode == "NodeCIDR" {
+		return false
+	}
+	for _, s := range c.Objects.Services {
+		if s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal ||
+			s.Spec.InternalTrafficPolicy != nil && *s.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal ||
+			len(s.Spec.LoadBalancerSourceRanges) > 0 || s.Spec.TrafficDistribution != nil ||
+			s.Annotations[corev1.AnnotationTopologyMode] != "" || s.Annotations["service.kubernetes.io/topology-aware-hints"] != "" {
+			return false
+		}
+	}
+	seen := map[string]bool{}
+	for _, es := range c.Objects.EndpointSlices {
+		svc := es.Namespace + "/" + es.Labels["kubernetes.io/service-name"]
+		for _, e := range es.Endpoints {
+			if e.Hints != nil {
+				return false
+			}
+			for _, a := range e.Addresses {
+				for _, p := range es.Ports {
+					key := svc + "|" + a + "|"
+					if p.Port != nil {
+						key += fmt.Sprint(*p.Port)
+					}
+					if p.Name != nil {
+						key += "|" + *p.Name
+					}
+					if seen[key] {
+						return false
+					}
+					seen[key] = true
+				}
+			}
+		}
+	}
+	return true
 }
 
 func nodeNames(c *cluster.Cluster) []string {
@@ -163,11 +262,10 @@ func renderProxy(c *cluster.Cluster, nodeName string, node *dataplane.Node) ([]s
 	version := proxyVersion(c.Proxy.Version)
 	switch c.Proxy.Mode {
 	case cluster.ProxyIPTables:
-		opts, err := iptables.OptionsFromConfig(cfg, obj, nodeName, kubeproxy.IPv4)
+		opts, err := iptablesOptions(c, nodeName)
 		if err != nil {
 			return nil, err
 		}
-		opts.Version = version
 		rs, err := iptables.RenderRuleset(c.Objects, opts)
 		if err != nil {
 			return nil, err

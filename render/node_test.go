@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/knet-dev/knet/cluster"
 	"github.com/knet-dev/knet/dataplane"
+	"github.com/knet-dev/knet/format/iptablessave"
 )
 
 func TestPresetsRender(t *testing.T) {
@@ -214,5 +216,62 @@ func BenchmarkRenderNode1000(b *testing.B) {
 		if _, err := Node(c, "node-0500"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestClusterSharedProxyEqualsPerNode: render.Cluster's shared kube-proxy sync gives every
+// node exactly what rendering it alone gives.
+func TestClusterSharedProxyEqualsPerNode(t *testing.T) {
+	small := scaleCluster(t, "calico", "IPIPAlways", "iptables", 12, 3, 5)
+	local, err := cluster.Preset("cluster-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range local.Objects.Services {
+		if s.Name == "ingress-nginx-controller" {
+			s.Spec.ExternalTrafficPolicy = "Local"
+		}
+	}
+	b, err := cluster.Preset("cluster-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name       string
+		c          *cluster.Cluster
+		wantShared bool
+	}{{"cluster-b", b, true}, {"scale", small, true}, {"cluster-b with Local policy", local, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			shared, err := shareProxy(tt.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (shared != nil) != tt.wantShared {
+				t.Errorf("shared = %v, want %v", shared != nil, tt.wantShared)
+			}
+			all, err := Cluster(tt.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range all {
+				one, err := Node(tt.c, tt.c.Nodes[i].Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got, want bytes.Buffer
+				if err := iptablessave.Write(&got, n.IPTables, iptablessave.WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if err := iptablessave.Write(&want, one.IPTables, iptablessave.WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(want.String(), got.String()); d != "" {
+					t.Fatalf("node %s iptables (-per-node +cluster):\n%s", n.Name, d)
+				}
+				if n.IPTables == all[0].IPTables && i > 0 {
+					t.Fatalf("node %s shares its ruleset object with node %s", n.Name, all[0].Name)
+				}
+			}
+		})
 	}
 }
