@@ -302,6 +302,15 @@ func (a *applier) applyRenames(t *nf.Table) {
 	*t = nf.Table{Name: t.Name, Chains: t.Chains}
 }
 
+// isEdit reports commands that change an existing table (as opposed to the dump structure).
+func isEdit(k CommandKind) bool {
+	switch k {
+	case KindInsert, KindDelete, KindReplace, KindNewChain, KindDeleteChain, KindFlush, KindZero, KindPolicy, KindRename:
+		return true
+	}
+	return false
+}
+
 func describe(cmd *Command) string {
 	switch cmd.Kind {
 	case KindChain:
@@ -400,6 +409,15 @@ func run(s *scanner, a *applier, each func(*Command)) error {
 		}
 		if a != nil {
 			if err := a.apply(&cmd); err != nil {
+				if a.parse && isEdit(cmd.Kind) {
+					// A dump is read, not executed: an edit that would fail (e.g. -X of a
+					// chain the dump never declared) is reported and skipped.
+					var pe *Error
+					if errors.As(err, &pe) {
+						a.diags = append(a.diags, Diagnostic{File: pe.File, Line: pe.Line, Col: pe.Col, Message: pe.Msg + " (skipped)"})
+						continue
+					}
+				}
 				return err
 			}
 		}
