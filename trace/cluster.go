@@ -145,7 +145,7 @@ func TraceCluster(c *cluster.Cluster, nodes map[string]*dataplane.Node, req Clus
 	if err != nil {
 		return nil, err
 	}
-	nf, err := Trace(tnode, Request{Src: src.ip, Dst: dst, Proto: req.Proto, DPort: dport, InIface: iif})
+	nf, err := t.nodeTrace(src.node, tnode, Request{Src: src.ip, Dst: dst, Proto: req.Proto, DPort: dport, InIface: iif})
 	if err != nil {
 		return nil, fmt.Errorf("trace cluster: node %s: %w", src.node, err)
 	}
@@ -262,6 +262,27 @@ func nfHops(node string, path []Hop) []ClusterHop {
 		out = append(out, ClusterHop{Node: node, Step: "netfilter", Table: h.Table, Chain: h.Chain, Rule: h.Rule, Line: h.Line})
 	}
 	return out
+}
+
+// nodeTrace traces req through a node's packet filter: kube-proxy's nftables table when the
+// node runs kube-proxy in nftables mode (the iptables left there are kubelet's few
+// KUBE-FIREWALL rules, which a Service packet does not hit), else its iptables.
+func (t *clusterTracer) nodeTrace(name string, tn *Node, req Request) (*Result, error) {
+	if dn := t.nodes[name]; dn != nil && dn.NFTables != nil && dn.NFTables.Table("ip", "kube-proxy") != nil {
+		local := func(a netip.Addr) bool {
+			if dn.Net == nil {
+				return false
+			}
+			for _, x := range dn.Net.Addrs {
+				if x.Prefix.Addr() == a {
+					return true
+				}
+			}
+			return a.IsLoopback()
+		}
+		return TraceNFT(name, dn.NFTables, local, req)
+	}
+	return Trace(tn, req)
 }
 
 func (t *clusterTracer) traceNode(name string) (*Node, error) {
@@ -577,7 +598,7 @@ func (t *clusterTracer) forward(at place, src, dst netip.Addr, iif string, proto
 		}
 		if runNF {
 			if tn, err := t.traceNode(next); err == nil {
-				if nf, err := Trace(tn, Request{Src: src, Dst: dst, Proto: proto, DPort: dport, InIface: nextIIF}); err == nil {
+				if nf, err := t.nodeTrace(next, tn, Request{Src: src, Dst: dst, Proto: proto, DPort: dport, InIface: nextIIF}); err == nil {
 					hops = append(hops, nfHops(next, nf.Path)...)
 					if nf.Verdict != netfilter.DecisionAccept {
 						return place{}, append(hops, ClusterHop{Node: next, Step: "drop", Note: fmt.Sprintf("netfilter verdict %s", nf.Verdict)})

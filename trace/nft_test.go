@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/knet-dev/knet/cluster"
+	"github.com/knet-dev/knet/dataplane"
 	"github.com/knet-dev/knet/dataplane/netfilter"
 	"github.com/knet-dev/knet/render"
 )
@@ -75,6 +76,51 @@ func TestTraceNFTPreset(t *testing.T) {
 			if math.Abs(d.Probability-1.0/3) > 1e-9 {
 				t.Errorf("%s: %s has probability %v, want 1/3", tc.name, d.To, d.Probability)
 			}
+		}
+	}
+}
+
+// TestTraceClusterNFT: the cross-node trace in Cluster B with kube-proxy in nftables mode
+// reaches the three ingress pods, one third each, through tunl0.
+func TestTraceClusterNFT(t *testing.T) {
+	c, err := cluster.Preset("cluster-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Proxy.Mode = cluster.ProxyNFTables
+	if c.Objects.ProxyConfig != nil {
+		c.Objects.ProxyConfig.Mode = "nftables"
+	}
+	nodes := map[string]*dataplane.Node{}
+	for _, n := range c.Nodes {
+		dn, err := render.Node(c, n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[n.Name] = dn
+	}
+	res, err := TraceCluster(c, nodes, ClusterRequest{From: "default/busybox", To: "ingress-nginx/ingress-nginx-controller:80", Proto: TCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Paths) != 3 {
+		t.Fatalf("%d paths, want 3: %+v", len(res.Paths), res.Paths)
+	}
+	for _, p := range res.Paths {
+		if p.Verdict != netfilter.DecisionAccept || p.EndpointPod == "" || math.Abs(p.Probability-1.0/3) > 1e-9 {
+			t.Errorf("path to %s: verdict %s pod %q probability %v", p.Endpoint, p.Verdict, p.EndpointPod, p.Probability)
+		}
+		tunnel := false
+		for _, h := range p.Request {
+			if h.Step == "encap" && h.Dev == "tunl0" {
+				tunnel = true
+			}
+			if h.Step == "netfilter" && h.Table != "ip kube-proxy" {
+				t.Errorf("netfilter hop in table %q, want nftables table ip kube-proxy", h.Table)
+			}
+		}
+		if !tunnel {
+			t.Errorf("path to %s does not go through tunl0 (IPIP Always)", p.Endpoint)
 		}
 	}
 }
