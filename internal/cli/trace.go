@@ -1,20 +1,26 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
+	"github.com/knet-dev/knet/cluster"
+	"github.com/knet-dev/knet/dataplane"
+	"github.com/knet-dev/knet/render"
 	"github.com/knet-dev/knet/trace"
 )
 
-// traceFlags are `knet trace`'s flags. The from-dumps form is implemented here; the cluster
-// form (--preset/-f, --from, --to) belongs to the cross-node tracer (trace/cluster*.go) and
-// returns a "not yet" error until it lands.
+// traceFlags are `knet trace`'s flags: the from-dumps form (trace.Trace on a node built from
+// native dumps) and the cluster form (--preset/-f, --from, --to: trace.TraceCluster on the
+// rendered nodes).
 type traceFlags struct {
 	// from dumps
 	iptablesSave []string
@@ -68,7 +74,7 @@ itself through OUTPUT; any other source arrives from the network at PREROUTING.`
 	fl.StringVar(&f.src, "src", "", "source address")
 	fl.StringVar(&f.dst, "dst", "", "destination address")
 	fl.Uint16Var(&f.sport, "sport", 0, fmt.Sprintf("source port (default %d)", trace.DefaultSPort))
-	fl.Uint16Var(&f.dport, "dport", 0, "destination port")
+	fl.Uint16Var(&f.dport, "dport", 0, "destination port (cluster form: when --to has none)")
 	fl.StringVar(&f.proto, "proto", "tcp", "protocol: tcp, udp or sctp")
 	fl.StringVar(&f.inIface, "in-iface", "", "interface the packet arrives on (for a packet from the network)")
 	fl.StringVar(&f.node, "node", "node", "node name shown in the path")
@@ -86,8 +92,7 @@ func runTrace(cmd *cobra.Command, s Streams, f *traceFlags) error {
 		return err
 	}
 	if f.preset != "" || f.file != "" || f.from != "" || f.to != "" {
-		// TODO(cluster tracer): the cross-node tracer in trace/cluster*.go wires in here.
-		return notYet("knet trace --preset/-f/--from/--to (the cluster form)", 2)
+		return runClusterTrace(s, f, format)
 	}
 	if f.ipvsadm != "" {
 		return notYet("knet trace --ipvsadm (IPVS from dumps)", 2)
@@ -139,6 +144,103 @@ func runTrace(cmd *cobra.Command, s Streams, f *traceFlags) error {
 		return err
 	}
 	return res.Write(s.Out, format)
+}
+
+// runClusterTrace is the cluster form: render every node of the cluster (CNI, kube-proxy,
+// CRI) and follow the packet across them with trace.TraceCluster.
+func runClusterTrace(s Streams, f *traceFlags, format trace.Format) error {
+	if (f.preset == "") == (f.file == "") {
+		return errors.New("trace: the cluster form needs exactly one of --preset NAME or -f CLUSTER.yaml")
+	}
+	if f.from == "" || f.to == "" {
+		return errors.New("trace: the cluster form needs --from and --to")
+	}
+	var c *cluster.Cluster
+	var err error
+	if f.preset != "" {
+		c, err = cluster.Preset(f.preset)
+	} else {
+		c, err = cluster.LoadCluster(f.file)
+	}
+	if err != nil {
+		return err
+	}
+	proto, err := trace.ParseProtocol(f.proto)
+	if err != nil {
+		return fmt.Errorf("--proto: %w", err)
+	}
+	rendered, err := render.Cluster(c)
+	if err != nil {
+		return err
+	}
+	nodes := make(map[string]*dataplane.Node, len(rendered))
+	for _, n := range rendered {
+		nodes[n.Name] = n
+	}
+	res, err := trace.TraceCluster(c, nodes, trace.ClusterRequest{From: f.from, To: f.to, Proto: proto, Port: f.dport})
+	if err != nil {
+		return err
+	}
+	switch format {
+	case trace.FormatJSON:
+		enc := json.NewEncoder(s.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	case trace.FormatYAML:
+		b, err := yaml.Marshal(res)
+		if err != nil {
+			return err
+		}
+		_, err = s.Out.Write(b)
+		return err
+	}
+	return writeClusterText(s.Out, res)
+}
+
+// writeClusterText prints a cross-node trace hop by hop, one block per possible path.
+func writeClusterText(w io.Writer, r *trace.ClusterResult) error {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s %s -> %s (%s -> %s)\n", r.Packet.Proto, r.Packet.Src, r.Packet.Dst, r.From, r.To)
+	for i, p := range r.Paths {
+		fmt.Fprintf(&sb, "\npath %d of %d, p=%.11f: %s", i+1, len(r.Paths), p.Probability, p.Verdict)
+		if p.Endpoint != "" {
+			fmt.Fprintf(&sb, ", endpoint %s", p.Endpoint)
+			if p.EndpointPod != "" {
+				fmt.Fprintf(&sb, " (%s)", p.EndpointPod)
+			}
+		}
+		fmt.Fprintf(&sb, ", masquerade %v\n", p.Masquerade)
+		for _, part := range []struct {
+			name string
+			hops []trace.ClusterHop
+		}{{"request", p.Request}, {"reply", p.Reply}} {
+			if len(part.hops) == 0 {
+				continue
+			}
+			fmt.Fprintf(&sb, "  %s:\n", part.name)
+			for _, h := range part.hops {
+				where := h.Node
+				if h.Netns != "" {
+					where += "/" + h.Netns
+				}
+				line := fmt.Sprintf("    %-22s %-9s", where, h.Step)
+				for _, x := range []string{h.Dev, h.Route, h.Rule, h.Note} {
+					if x != "" {
+						line += " " + x
+					}
+				}
+				if h.Src != "" || h.Dst != "" {
+					line += fmt.Sprintf(" [%s -> %s]", h.Src, h.Dst)
+				}
+				if h.Outer != nil {
+					line += fmt.Sprintf(" outer %s %s -> %s (+%d bytes)", h.Outer.Kind, h.Outer.Src, h.Outer.Dst, h.Outer.Overhead)
+				}
+				sb.WriteString(strings.TrimRight(line, " ") + "\n")
+			}
+		}
+	}
+	_, err := io.WriteString(w, sb.String())
+	return err
 }
 
 func (f *traceFlags) request() (trace.Request, error) {

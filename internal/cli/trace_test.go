@@ -124,7 +124,8 @@ func TestTraceErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"cluster form not yet", []string{"trace", "--preset", "cluster-a", "--from", "a", "--to", "b"}, "not implemented yet"},
+		{"cluster form: unknown client", []string{"trace", "--preset", "cluster-a", "--from", "nobody", "--to", "web:80"}, "no such pod or node"},
+		{"cluster form: missing --to", []string{"trace", "--preset", "cluster-a", "--from", "busybox"}, "--from and --to"},
 		{"missing dump", []string{"trace", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--dport", "80"}, "--iptables-save"},
 		{"bad address", []string{"trace", "--iptables-save", "testdata/trace/case02.iptables-save", "--src", "10.0.0.300", "--dst", "10.0.0.2", "--dport", "80"}, "--src"},
 		{"bad proto", []string{"trace", "--iptables-save", "testdata/trace/case02.iptables-save", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--dport", "80", "--proto", "icmp"}, "unknown protocol"},
@@ -169,5 +170,46 @@ func TestTraceWithAddrRouteIPSet(t *testing.T) {
 	}
 	if route != "local 10.96.0.1/32" {
 		t.Errorf("route hop %q, want the FIB's local route", route)
+	}
+}
+
+func TestTraceClusterForm(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"trace", "--preset", "cluster-a", "--from", "busybox", "--to", "web:80", "-o", "json"}
+	if code := Main(context.Background(), args, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var got struct {
+		Paths []struct {
+			Verdict     string  `json:"verdict"`
+			Probability float64 `json:"probability"`
+			Endpoint    string  `json:"endpoint"`
+			EndpointPod string  `json:"endpointPod"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(got.Paths) == 0 {
+		t.Fatalf("no paths:\n%s", out.String())
+	}
+	total := 0.0
+	for _, p := range got.Paths {
+		total += p.Probability
+		if p.Verdict != "ACCEPT" || !strings.HasPrefix(p.EndpointPod, "default/web-") {
+			t.Errorf("path %+v: want ACCEPT to a web pod", p)
+		}
+	}
+	if total < 0.999999 || total > 1.000001 {
+		t.Errorf("path probabilities sum to %v, want 1", total)
+	}
+	// Text form and the flag checks.
+	out.Reset()
+	errOut.Reset()
+	if code := Main(context.Background(), []string{"trace", "--preset", "cluster-a", "--from", "busybox", "--to", "web:80"}, strings.NewReader(""), &out, &errOut); code != 0 || !strings.Contains(out.String(), "path 1 of") {
+		t.Errorf("text form: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := Main(context.Background(), []string{"trace", "--preset", "cluster-a", "-f", "x.yaml", "--from", "a", "--to", "b"}, strings.NewReader(""), &out, &errOut); code == 0 {
+		t.Errorf("--preset with -f accepted")
 	}
 }
