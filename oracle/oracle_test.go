@@ -184,3 +184,34 @@ func TestRegressions(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionDifferences replays the cases in testdata/version-differences, where knet
+// follows kube-proxy v1.35 (its modelled release line) and the oracle's v1.37.2 behaves
+// differently on purpose. Each must still disagree: when one starts to agree, either knet
+// or upstream changed and the case must be moved or removed.
+func TestVersionDifferences(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "version-differences", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+			c, err := LoadCase(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = runScenario(Scenario{Config: c.Config, States: c.States}, nil)
+			if err == nil {
+				t.Fatalf("%s: knet (v1.35) and kube-proxy %s now agree:\n%s", f, UpstreamVersion, c.Description)
+			}
+			if len(c.ExpectedDifference) == 0 {
+				t.Fatalf("%s: no expectedDifference given", f)
+			}
+			for _, want := range c.ExpectedDifference {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: the difference does not mention %q:\n%v", f, want, err)
+				}
+			}
+		})
+	}
+}

@@ -49,6 +49,9 @@ type Case struct {
 	Description string  `json:"description"`
 	Config      Config  `json:"config"`
 	States      []State `json:"states"`
+	// ExpectedDifference, for a known version difference, are strings the reported
+	// difference must contain.
+	ExpectedDifference []string `json:"expectedDifference,omitempty"`
 }
 
 // LoadCase reads a Case from a YAML file.
