@@ -8,15 +8,12 @@ import (
 	"io"
 	"regexp"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/knet-dev/knet/cluster"
-	"github.com/knet-dev/knet/dataplane"
-	"github.com/knet-dev/knet/dataplane/route"
+	"github.com/knet-dev/knet/compare"
 	"github.com/knet-dev/knet/explain"
-	"github.com/knet-dev/knet/render"
 )
 
 // tourStop is one stop of the tour on one cluster: a knet command whose output is shown,
@@ -60,7 +57,7 @@ to the dummy interface kube-ipvs0 and load-balances with IPVS (deprecated since 
 					{title: "Its interfaces: eth0, tunl0, kube-ipvs0 holding the Service IPs, a cali interface per pod", args: []string{"exec", "--preset", "cluster-a", w, "--", "ip", "-4", "addr"}, explain: true},
 					{title: "IPVS load balancing: every Service IP on kube-ipvs0 has a virtual server", args: []string{"exec", "--preset", "cluster-a", w, "--", "ipvsadm", "-Ln"}, keep: []string{"10.1.0.1:443", "10.1.0.10:53", "10.1.60.159:80"}, explain: true},
 					{title: "The containers on this worker", args: []string{"exec", "--preset", "cluster-a", w, "--", "crictl", "ps"}, explain: true},
-					{title: "A request from the busybox pod to the ingress controller", args: []string{"trace", "--preset", "cluster-a", "--from", "default/busybox", "--to", ingress + ":80"}, optional: true},
+					{title: "A request from the busybox pod to the ingress controller", args: []string{"trace", "--preset", "cluster-a", "--from", "default/busybox", "--to", ingress + ":80"}},
 					{title: "How 3,000 connections spread over the three ingress pods (iptables' random choice and IPVS schedulers)", args: []string{"simulate", "--preset", "cluster-a", "--from", "default/busybox", "--to", ingress + ":http", "--connections", "3000", "--scheduler", "rr,wrr,lc,sh,mh", "--clients", "50"}},
 				}
 			},
@@ -78,7 +75,7 @@ chosen at random with the statistic match.`,
 					{title: "Its interfaces: no kube-ipvs0 in iptables mode", args: []string{"exec", "--preset", "cluster-b", w, "--", "ip", "-4", "addr"}, explain: true},
 					{title: "The ingress controller in iptables-save: node port 30998, ClusterIP 10.1.60.159, three KUBE-SEP chains", args: []string{"exec", "--preset", "cluster-b", w, "--", "iptables-save", "-t", "nat"}, keep: []string{"controller:http\"", "controller:http "}, explain: true},
 					{title: "The pods on this worker, to match cali interfaces and the blackhole", args: []string{"exec", "--preset", "cluster-b", w, "--", "crictl", "pods"}, explain: true},
-					{title: "A request from the busybox pod to the ingress controller", args: []string{"trace", "--preset", "cluster-b", "--from", "default/busybox", "--to", ingress + ":80"}, optional: true},
+					{title: "A request from the busybox pod to the ingress controller", args: []string{"trace", "--preset", "cluster-b", "--from", "default/busybox", "--to", ingress + ":80"}},
 				}
 			},
 		},
@@ -91,7 +88,7 @@ tunnel per remote node across subnets; pods hang off the kube-bridge bridge by v
 				return []tourStop{
 					{title: "The worker's routing table: same-subnet routes by kube-router (proto 17), tun- tunnels across", args: []string{"exec", "--preset", "cluster-c", w, "--", "ip", "route", "show", "table", "all"}, keep: []string{"10.0.", "default", "tun-", "kube-bridge"}, explain: true},
 					{title: "Its interfaces: kube-bridge between eth0 and the pods' veths", args: []string{"exec", "--preset", "cluster-c", w, "--", "ip", "link"}, explain: true},
-					{title: "A request from the busybox pod to the ingress controller", args: []string{"trace", "--preset", "cluster-c", "--from", "default/busybox", "--to", ingress + ":80"}, optional: true},
+					{title: "A request from the busybox pod to the ingress controller", args: []string{"trace", "--preset", "cluster-c", "--from", "default/busybox", "--to", ingress + ":80"}},
 				}
 			},
 		},
@@ -146,9 +143,11 @@ func runTour(ctx context.Context, s Streams, only string) error {
 		fmt.Fprintf(w, "\n%s\n", strings.Repeat("=", 100))
 		fmt.Fprintln(w, "Did you make the right choice? The three clusters side by side:")
 		fmt.Fprintln(w)
-		if err := writeTourComparison(w, summaries); err != nil {
+		if err := compare.WriteSummary(w, summaries); err != nil {
 			return err
 		}
+		fmt.Fprintln(w, "\nFor every kube-proxy mode and pod network at your own scale: knet compare --profile FILE --html report.html")
+		fmt.Fprintln(w, "To see the same flows on a real kernel: knet lab run --preset NAME")
 	}
 	return nil
 }
@@ -272,117 +271,3 @@ func isHeaderLine(l string) bool {
 	}
 	return false
 }
-
-// tourFacts are what the comparison shows for one cluster, all read off the rendered nodes.
-type tourFacts struct {
-	name, proxy, network                string
-	sameSubnetDev, crossSubnetDev       string
-	iptablesRules, ipvsServices, nftElm int
-	podMTU                              int
-}
-
-func writeTourComparison(w io.Writer, cs []*cluster.Cluster) error {
-	var facts []tourFacts
-	for _, c := range cs {
-		f, err := tourClusterFacts(c)
-		if err != nil {
-			return err
-		}
-		facts = append(facts, f)
-	}
-	tw := newTable(w)
-	tw.row("CLUSTER", "KUBE-PROXY", "POD NETWORK", "SAME-SUBNET NODE->POD", "CROSS-SUBNET NODE->POD", "POD MTU", "IPTABLES RULES", "IPVS SERVICES")
-	for _, f := range facts {
-		tw.row(f.name, f.proxy, f.network, f.sameSubnetDev, f.crossSubnetDev, fmt.Sprint(f.podMTU), fmt.Sprint(f.iptablesRules), fmt.Sprint(f.ipvsServices))
-	}
-	if err := tw.flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w, `
-Reading it as the seed does:
-  - IPIP CrossSubnet (A) and kube-router (C) encapsulate only what crosses a subnet, so
-    same-AZ traffic pays no IP-in-IP header; IPIP Always (B) encapsulates every inter-node
-    packet (20 bytes each, and a smaller pod MTU).
-  - iptables mode (B, C) grows one chain per Service port and per endpoint and walks
-    KUBE-SERVICES rule by rule; IPVS (A) keeps a constant handful of iptables rules and looks
-    Services up in a hash table, with more schedulers than iptables' random choice, but it
-    is deprecated since Kubernetes 1.35: nftables mode (knet render kube-proxy --mode
-    nftables) is where both roads lead.
-Run "knet lab run --preset NAME" to see the same flows on a real kernel.`)
-	return nil
-}
-
-func tourClusterFacts(c *cluster.Cluster) (tourFacts, error) {
-	f := tourFacts{name: c.Name, proxy: string(c.Proxy.Mode), network: string(c.CNI.Plugin)}
-	if c.CNI.Mode != "" {
-		f.network += " " + c.CNI.Mode
-	}
-	worker := tourWorker(c, "")
-	var self *cluster.Node
-	for i := range c.Nodes {
-		if c.Nodes[i].Name == worker {
-			self = &c.Nodes[i]
-		}
-	}
-	if self == nil {
-		return f, fmt.Errorf("%s: no worker", c.Name)
-	}
-	node, err := renderNodeForTour(c, worker)
-	if err != nil {
-		return f, err
-	}
-	for _, n := range c.Nodes {
-		if n.Name == worker || !n.PodCIDR.IsValid() {
-			continue
-		}
-		res, err := node.Net.Lookup(n.PodCIDR.Addr().Next(), routeLookupOptions())
-		if err != nil {
-			continue
-		}
-		if n.Subnet == self.Subnet && f.sameSubnetDev == "" {
-			f.sameSubnetDev = res.Dev
-		}
-		if n.Subnet != self.Subnet && f.crossSubnetDev == "" {
-			f.crossSubnetDev = res.Dev
-		}
-	}
-	if node.IPTables != nil {
-		for _, t := range node.IPTables.Tables {
-			for _, ch := range t.Chains {
-				f.iptablesRules += len(ch.Rules)
-			}
-		}
-	}
-	if node.IPVS != nil {
-		f.ipvsServices = len(node.IPVS.Services)
-	}
-	for _, p := range node.Pods {
-		if p.Net == nil {
-			continue
-		}
-		for _, l := range p.Net.Links {
-			if l.Name == "eth0" {
-				f.podMTU = l.MTU
-			}
-		}
-		if f.podMTU != 0 {
-			break
-		}
-	}
-	return f, nil
-}
-
-// table writes columns aligned like kubectl's (tabwriter, padding 3).
-type table struct{ tw *tabwriter.Writer }
-
-func newTable(w io.Writer) *table { return &table{tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)} }
-
-func (t *table) row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t")) }
-
-func (t *table) flush() error { return t.tw.Flush() }
-
-func renderNodeForTour(c *cluster.Cluster, name string) (*dataplane.Node, error) {
-	return render.Node(c, name)
-}
-
-func routeLookupOptions() route.LookupOptions { return route.LookupOptions{} }
