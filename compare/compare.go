@@ -208,8 +208,9 @@ func Compare(p *Profile) (*Report, error) {
 	rep := &Report{Profile: prof, Samples: sizes, Extrapolated: sizes[0].Services != prof.Services || sizes[0].Nodes != prof.Nodes}
 	if rep.Extrapolated {
 		rep.Method = fmt.Sprintf("rendered one representative worker per combination at %s; per-node metrics are straight lines through them "+
-			"in the number of Services and of nodes, evaluated at %d Services and %d nodes (counts grow linearly in both; first-packet "+
-			"rules are fitted the same way, which is exact for iptables' linear KUBE-SERVICES and flat for IPVS and nftables)",
+			"in the number of Services (and, for routes, of nodes), evaluated at %d Services and %d nodes (endpoints are spread over the "+
+			"profile's nodes at every sample; first-packet rules are fitted the same way, which is exact for iptables' linear "+
+			"KUBE-SERVICES and flat for IPVS and nftables)",
 			sampleList(sizes), prof.Services, prof.Nodes)
 	} else {
 		rep.Method = fmt.Sprintf("rendered one representative worker per combination at %s (the first is the profile's size: its metrics are measured, not extrapolated; the others only draw the curves)", sampleList(sizes))
@@ -276,10 +277,11 @@ func fit(ms []Measure, sizes []Sample, services, nodes int) Measure {
 				*of[i] += slope * float64(services-sizes[0].Services)
 			}
 		case sz.Nodes != sizes[0].Nodes:
-			for i := range of {
-				slope := (*fk[i] - *f0[i]) / float64(sz.Nodes-sizes[0].Nodes)
-				*of[i] += slope * float64(nodes-sizes[0].Nodes)
-			}
+			// Only routes grow with the nodes (one per other node's pod block); everything else
+			// is per Service and endpoint, spread over the profile's nodes at every sample, and
+			// differs between node samples only by which endpoints happen to be rendered nodes.
+			slope := (ms[k+1].Routes - ms[0].Routes) / float64(sz.Nodes-sizes[0].Nodes)
+			out.Routes += slope * float64(nodes-sizes[0].Nodes)
 		}
 	}
 	for i := range of {

@@ -167,13 +167,14 @@ func addServices(c *cluster.Cluster, p *Profile, n int) {
 	cluster.ApplyDefaults(&c.Objects)
 }
 
-// changeOneEndpoint replaces the first endpoint of Service i by another pod address (one
-// endpoint change, as a rolling update produces).
+// changeOneEndpoint replaces the first endpoint of Service i by a pod address no other
+// endpoint has (one endpoint change, as a rolling update produces).
 func changeOneEndpoint(c *cluster.Cluster, i int) {
 	ns, name := serviceName(i)
 	for _, es := range c.Objects.EndpointSlices {
 		if es.Namespace == ns && es.Labels[discoveryv1.LabelServiceName] == name && len(es.Endpoints) > 0 {
-			a := netip.MustParseAddr(es.Endpoints[0].Addresses[0]).As4()
+			// .253 of the first node's block: no synthetic endpoint uses it (hosts are .10-.249).
+			a := c.Nodes[0].PodCIDR.Masked().Addr().As4()
 			a[3] = 253
 			es.Endpoints[0].Addresses = []string{netip.AddrFrom4(a).String()}
 			return
