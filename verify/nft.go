@@ -44,11 +44,12 @@ func nftServiceChain(name string) bool {
 }
 
 // nftObject names the Service of a kube-proxy nftables chain
-// ("service-HASH-ns/name/proto/port") or map element (comment "ns/name:port").
+// ("service-HASH-ns/name/proto/portname", "endpoint-HASH-ns/name/proto/portname__IP/PORT") or map element (comment "ns/name:port").
 func (v *verifier) nftObject(chain, comment string) string {
 	if comment != "" {
 		return "Service " + comment
 	}
+	chain, _, _ = strings.Cut(chain, "__") // endpoint chains end in __IP/PORT
 	if parts := strings.SplitN(chain, "-", 3); len(parts) == 3 {
 		f := strings.Split(parts[2], "/")
 		if len(f) >= 4 {
@@ -86,7 +87,11 @@ func checkNFTables(v *verifier) {
 				if have[elementLine(e)] {
 					continue
 				}
-				v.add(Finding{Severity: SeverityError, Check: CheckNFTMissingElement, Object: v.nftObject("", e.Comment),
+				obj := v.nftObject("", e.Comment)
+				if e.Comment == "" && len(e.Value) > 0 {
+					obj = v.nftObject(e.Value[len(e.Value)-1], "")
+				}
+				v.add(Finding{Severity: SeverityError, Check: CheckNFTMissingElement, Object: obj,
 					Message:  fmt.Sprintf("%s %s lacks element %s", kind(s), s.Name, e.KeyString()),
 					Evidence: []string{"expected: " + elementLine(e)},
 					Fix:      "restart kube-proxy so that it resyncs its nftables table"})

@@ -245,8 +245,7 @@ func checkConntrack(v *verifier) {
 		return
 	}
 	v.add(Finding{Severity: SeverityWarning, Check: CheckConntrackNearFull, Object: v.nodeObject(),
-		Message: fmt.Sprintf("conntrack table is %d%% full (%d of %d): new connections will be dropped when it fills", count*100/maxv, count, maxv),
+		Message:  fmt.Sprintf("conntrack table is %d%% full (%d of %d): new connections will be dropped when it fills", count*100/maxv, count, maxv),
 		Evidence: []string{sysctlLine("netfilter/nf_conntrack_count", cs), sysctlLine("netfilter/nf_conntrack_max", ms)},
-		Fix:     "raise net.netfilter.nf_conntrack_max (kube-proxy's conntrack.maxPerCore) or find the connection leak"})
+		Fix:      "raise net.netfilter.nf_conntrack_max (kube-proxy's conntrack.maxPerCore) or find the connection leak"})
 }
-
