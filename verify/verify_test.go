@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/knet-dev/knet/cluster"
 	"github.com/knet-dev/knet/dataplane"
 	"github.com/knet-dev/knet/render"
