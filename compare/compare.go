@@ -73,6 +73,9 @@ type Report struct {
 	Curves         []Curve        `json:"curves"`
 	Differences    []Difference   `json:"differences"`
 	Recommendation Recommendation `json:"recommendation"`
+	// Spread is how iptables and IPVS (rr) spread new connections over one Service's
+	// endpoints (package simulate).
+	Spread []Spread `json:"spread"`
 }
 
 // Curve is one mode's fitted metrics at a range of Service counts.
@@ -246,6 +249,10 @@ func Compare(p *Profile) (*Report, error) {
 	rep.Curves = curves(rows, sizes, &prof)
 	rep.Differences = Differences()
 	rep.Recommendation = recommend(rep)
+	var err error
+	if rep.Spread, err = spread(&prof); err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
 	return rep, nil
 }
 

@@ -152,6 +152,19 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	charts = append(charts,
 		template.HTML(barChart("chart-encap", "Pod-to-pod packets encapsulated", "%", nets, encap, 100, "#7048e8")),
 		template.HTML(barChart("chart-mtu", "Pod MTU per pod network", "", nets, mtu, 0, "#0c8599")))
+	var snames []string
+	var sx, sy [][]float64
+	for _, sp := range r.Spread {
+		var x, y []float64
+		for i, v := range sp.Shares {
+			x, y = append(x, float64(i+1)), append(y, 100*v)
+		}
+		snames, sx, sy = append(snames, sp.Mode), append(sx, x), append(sy, y)
+	}
+	if len(snames) > 0 {
+		charts = append(charts, template.HTML(lineChart("chart-spread",
+			fmt.Sprintf("Spread of %d new connections over one Service's endpoints", SpreadConnections), "endpoint", "% of connections", snames, sx, sy)))
+	}
 	var rows [][]string
 	for i := range r.Rows {
 		rows = append(rows, r.cells(&r.Rows[i]))

@@ -75,13 +75,13 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		t.Errorf("screenshot looks blank: %d of %d sampled pixels not white, %d colours", nonWhite, total, len(colours))
 	}
 	dom := string(run("--dump-dom"))
-	for _, id := range []string{"chart-objects", "chart-firstpacket", "chart-encap", "chart-mtu"} {
+	for _, id := range []string{"chart-objects", "chart-firstpacket", "chart-encap", "chart-mtu", "chart-spread"} {
 		if !strings.Contains(dom, `<svg id="`+id+`"`) {
 			t.Errorf("DOM has no <svg id=%q>", id)
 		}
 	}
-	if n := strings.Count(dom, `class="series"`); n != 2*len(ProxyModes()) {
-		t.Errorf("DOM has %d line series, want %d", n, 2*len(ProxyModes()))
+	if n, want := strings.Count(dom, `class="series"`), 2*len(ProxyModes())+len(rep.Spread); n != want {
+		t.Errorf("DOM has %d line series, want %d", n, want)
 	}
 	if n := strings.Count(dom, `class="bar"`); n != 2*len(Networks()) {
 		t.Errorf("DOM has %d bars, want %d", n, 2*len(Networks()))
