@@ -23,7 +23,7 @@ func lineChart(id, title, xLabel, yLabel string, names []string, xs [][]float64,
 			maxX, maxY = math.Max(maxX, xs[i][k]), math.Max(maxY, ys[i][k])
 		}
 	}
-	maxY *= 1.1
+	maxX, maxY = niceMax(maxX), niceMax(maxY*1.05)
 	px := func(x float64) float64 { return L + (W-L-R)*x/maxX }
 	py := func(y float64) float64 { return H - B - (H-T-B)*y/maxY }
 	var b strings.Builder
@@ -79,6 +79,20 @@ func barChart(id, title, unit string, labels []string, values []float64, maxV fl
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
+}
+
+// niceMax rounds v up to 1, 2, 4 or 5 × 10^k, so quarter ticks fall on round numbers.
+func niceMax(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 4, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
 }
 
 func compact(v float64) string {
