@@ -346,8 +346,22 @@ func addAddr(h *netlink.Handle, a *route.Addr) error {
 	if a.Broadcast.IsValid() {
 		na.Broadcast = a.Broadcast.AsSlice()
 	}
+	// A prefix-route metric (`ip addr add ... metric 100`, as DHCP clients set it) is
+	// IFA_RT_PRIORITY, which netlink v1.3.1 cannot send: the address goes in with
+	// noprefixroute and the prefix route the kernel would make is added by hand.
+	prefixRoute := a.Metric != 0 && a.Prefix.Addr().Is4() && a.Prefix.Bits() < 32
+	if prefixRoute {
+		na.Flags |= unix.IFA_F_NOPREFIXROUTE
+	}
 	if err := h.AddrReplace(link, na); err != nil {
 		return fmt.Errorf("ip addr add: %w", err)
+	}
+	if prefixRoute {
+		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixNet(a.Prefix.Masked()), Src: a.Prefix.Addr().AsSlice(),
+			Protocol: unix.RTPROT_KERNEL, Scope: netlink.SCOPE_LINK, Priority: a.Metric, Table: unix.RT_TABLE_MAIN}
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("prefix route metric %d: %w", a.Metric, err)
+		}
 	}
 	return nil
 }

@@ -174,7 +174,7 @@ func TestParityRoutingFeatures(t *testing.T) {
 		must(s.LinkSetUp(n))
 	}
 	must(s.AddrAdd(&route.Addr{Dev: "kube-bridge", Prefix: pfx("10.0.7.1/24"), Broadcast: addr("10.0.7.255")}))
-	must(s.AddrAdd(&route.Addr{Dev: "veth1", Prefix: pfx("172.31.5.31/20"), Broadcast: addr("172.31.15.255")}))
+	must(s.AddrAdd(&route.Addr{Dev: "veth1", Prefix: pfx("172.31.5.31/20"), Broadcast: addr("172.31.15.255"), Metric: 100}))
 	must(s.LinkAdd(&route.Link{Name: "flannel.1", Kind: route.KindVXLAN, MTU: 1450, HardwareAddr: mac("02:00:00:00:00:04"),
 		VXLAN: &route.VXLAN{VNI: 1, Local: addr("172.31.5.31"), Dev: "veth1", Port: 8472}}))
 	must(s.LinkSetUp("flannel.1"))
@@ -263,6 +263,10 @@ func TestParityCalicoNode(t *testing.T) {
 		return nil, fmt.Errorf("no pod namespace %q", name)
 	}}
 	got := applyAndRead(t, host, n, o)
+	// The uplink is a veth standing in for the physical eth0: compare it as the device.
+	if l := got.LinkByName("eth0"); l != nil {
+		l.Kind, l.Veth = route.KindDevice, nil
+	}
 	if diff := cmp.Diff(viewOf(n.Net), viewOf(got)); diff != "" {
 		t.Errorf("node %s: model vs kernel (-model +kernel):\n%s", nodeName, diff)
 	}
