@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/knet-dev/knet/cluster"
+	"github.com/knet-dev/knet/render"
 )
 
 // presetFor loads a preset, or skips.
@@ -161,5 +162,40 @@ func TestNFTablesModeNative(t *testing.T) {
 		for _, d := range o.Disagreements {
 			t.Errorf("%s: %s", o.Flow.Name, d)
 		}
+	}
+}
+
+// TestIPVSSchedulers runs cluster-a with each deterministic IPVS scheduler kube-proxy can
+// be configured with (ipvs.scheduler) and requires the kernel to send every connection of
+// pod → ClusterIP to the real server the model's scheduler (dataplane/ipvs) picks. IPVS is
+// missing natively here, so this runs in the VM (TestDifferentialInVM).
+func TestIPVSSchedulers(t *testing.T) {
+	requireRoot(t)
+	for _, sched := range []string{"rr", "wrr", "lc", "sh", "dh", "mh"} {
+		t.Run(sched, func(t *testing.T) {
+			c := presetFor(t, "cluster-a")
+			c.Name = "ipvs-" + sched
+			cfg := render.ProxyConfig(c)
+			cfg.IPVS.Scheduler = sched
+			c.Objects.ProxyConfig = cfg
+			if m := Missing(c); len(m) > 0 {
+				if os.Getenv("KNET_IN_VM") == "1" {
+					t.Fatalf("inside the VM the kernel must have everything: %v", m)
+				}
+				t.Skipf("host kernel lacks %v; TestDifferentialInVM runs this in the VM", m)
+			}
+			flows := SeedFlows(c, 1, 0, 1)[:1] // pod → ClusterIP, 60 connections
+			r := runLab(t, c, flows)
+			o := r.Outcomes[0]
+			if o.IPVS == nil || o.IPVS.Checked == 0 {
+				t.Fatalf("%s: no connection went through IPVS", sched)
+			}
+			if o.IPVS.Scheduler != sched {
+				t.Errorf("virtual service scheduler %q, want %q", o.IPVS.Scheduler, sched)
+			}
+			for _, d := range o.Disagreements {
+				t.Errorf("%s: %s", o.Flow.Name, d)
+			}
+		})
 	}
 }

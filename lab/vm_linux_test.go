@@ -43,7 +43,7 @@ func TestDifferentialInVM(t *testing.T) {
 	}
 	var out strings.Builder
 	res, err := vm.Run(t.Context(), vm.Options{Files: map[string]string{"/knet/lab.test": bin}, Env: env, Timeout: 35 * time.Minute},
-		"cd /knet && ./lab.test -test.v -test.count=1 -test.timeout 30m -test.run '^(TestDifferential|TestUpDownLeavesNothing|TestUpRunDownNative)$'", &out)
+		"cd /knet && ./lab.test -test.v -test.count=1 -test.timeout 30m -test.run '^(TestDifferential|TestUpDownLeavesNothing|TestUpRunDownNative|TestNFTablesModeNative|TestIPVSSchedulers)$'", &out)
 	t.Logf("guest output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("vm: %v", err)
