@@ -29,7 +29,9 @@ type Row struct {
 	Network Network           `json:"network"`
 	// Measure holds the per-node metrics at the profile's size (fitted when Extrapolated).
 	Measure Measure `json:"measure"`
-	// Samples are the measured renders Measure comes from.
+	// Samples are the measured renders Measure comes from, in Report.Samples order; a
+	// node-count sample (more nodes, same Services) has counts only: no first-packet rules
+	// or sync sizes.
 	Samples []Measure `json:"samples"`
 
 	SameSubnet  Path `json:"sameSubnet"`
@@ -188,7 +190,8 @@ func Compare(p *Profile) (*Report, error) {
 					errs[j] = err
 					continue
 				}
-				m, sh, err := measureOne(c, sz.Services)
+				// A node-count sample only contributes its route count (see fit).
+				m, sh, err := measure(c, sz.Services, sz.Nodes == sizes[0].Nodes)
 				if err != nil {
 					errs[j] = fmt.Errorf("compare: %s at %d nodes, %d Services: %w", row.Name(), sz.Nodes, sz.Services, err)
 					continue

@@ -91,6 +91,12 @@ type shape struct {
 
 // measureOne renders the representative node (subnet 0, node 0) of c and measures it.
 func measureOne(c *cluster.Cluster, services int) (Measure, shape, error) {
+	return measure(c, services, true)
+}
+
+// measure is measureOne; without full it only counts the rendered state (no first-packet
+// traces, no sync sizes), which is all a node-count sample needs.
+func measure(c *cluster.Cluster, services int, full bool) (Measure, shape, error) {
 	var m Measure
 	var sh shape
 	name := synthNode(0, 0)
@@ -102,6 +108,9 @@ func measureOne(c *cluster.Cluster, services int) (Measure, shape, error) {
 	countNode(node, &m)
 	if err := pathShape(c, node, &sh); err != nil {
 		return m, sh, err
+	}
+	if !full {
+		return m, sh, nil
 	}
 	if err := firstPacket(c, node, services, &m); err != nil {
 		return m, sh, fmt.Errorf("first packet: %w", err)
