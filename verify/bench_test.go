@@ -83,11 +83,16 @@ func benchVerify(b *testing.B, preset, mode string) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu0, cpuOK := processCPU()
+	n := 0
 	for b.Loop() {
 		if fs := Verify(intent, actual, c, node); len(fs) != 0 {
 			b.Fatalf("%d findings on identical renders:\n%s", len(fs), format(fs[:1]))
 		}
+		n++
+	}
+	if cpu1, ok := processCPU(); ok && cpuOK && n > 0 {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(n), "cpu-ns/op")
 	}
 }
 

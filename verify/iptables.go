@@ -56,7 +56,6 @@ func checkIPTablesServices(v *verifier) {
 	for _, ic := range it.Chains {
 		switch {
 		case iptables.IsServiceChain(ic.Name):
-			obj := v.chainObject(it, ic.Name)
 			var ac *netfilter.Chain
 			if at != nil {
 				ac = at.Chain(ic.Name)
@@ -66,17 +65,22 @@ func checkIPTablesServices(v *verifier) {
 				if strings.HasPrefix(ic.Name, iptables.PrefixSEP) {
 					check, what = CheckIPTMissingEndpointChain, "endpoint chain"
 				}
-				v.add(Finding{Severity: SeverityError, Check: check, Object: obj,
+				v.add(Finding{Severity: SeverityError, Check: check, Object: v.chainObject(it, ic.Name),
 					Message:  fmt.Sprintf("%s %s is missing from the nat table", what, ic.Name),
 					Evidence: chainLines(ic, "expected: "),
 					Fix:      "kube-proxy has not synced (or the chain was deleted): check kube-proxy's logs and restart it; it rewrites the whole nat table"})
 				continue
 			}
-			v.missingRules(ic, ac, obj)
+			if !v.sameRules(ic, ac) {
+				v.missingRules(ic, ac, v.chainObject(it, ic.Name))
+			}
 		case ic.Name == "KUBE-SERVICES" || ic.Name == "KUBE-NODEPORTS":
 			var have map[string]int
 			if at != nil {
 				if ac := at.Chain(ic.Name); ac != nil {
+					if v.sameRules(ic, ac) {
+						continue
+					}
 					have = ruleSet(ac)
 				}
 			}
@@ -99,8 +103,27 @@ func checkIPTablesServices(v *verifier) {
 	}
 }
 
+// sameRules reports whether two chains have equal rules in the same order, comparing their
+// iptables-save forms in two reused buffers (the common, clean case allocates nothing).
+func (v *verifier) sameRules(a, b *netfilter.Chain) bool {
+	if len(a.Rules) != len(b.Rules) {
+		return false
+	}
+	for i := range a.Rules {
+		v.bufA = iptablessave.AppendRule(v.bufA[:0], a.Rules[i], netfilter.IPv4)
+		v.bufB = iptablessave.AppendRule(v.bufB[:0], b.Rules[i], netfilter.IPv4)
+		if string(v.bufA) != string(v.bufB) {
+			return false
+		}
+	}
+	return true
+}
+
 // missingRules reports the rules of intent chain ic that actual chain ac lacks.
 func (v *verifier) missingRules(ic, ac *netfilter.Chain, obj string) {
+	if v.sameRules(ic, ac) {
+		return
+	}
 	have := ruleSet(ac)
 	// A DNAT to the wrong place is checkIPTablesDNAT's finding, not a missing rule.
 	actualDNAT := len(dnatTargets(ac)) > 0

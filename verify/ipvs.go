@@ -41,7 +41,7 @@ func saveLines(s *ipvs.Service, dests []*ipvs.Dest, prefix string) []string {
 }
 
 func (v *verifier) serviceObject(s *ipvs.Service) string {
-	if o, ok := v.names.vips[netip.AddrPortFrom(s.Addr, s.Port)]; ok {
+	if o, ok := v.names().vips[netip.AddrPortFrom(s.Addr, s.Port)]; ok {
 		return o
 	}
 	return v.nodeObject()
@@ -86,10 +86,9 @@ func checkIPVSServices(v *verifier) {
 	seen := map[string]bool{}
 	for _, s := range want {
 		seen[s.String()] = true
-		obj := v.serviceObject(s)
 		a := have[s.String()]
 		if a == nil {
-			v.add(Finding{Severity: SeverityError, Check: CheckIPVSMissingService, Object: obj,
+			v.add(Finding{Severity: SeverityError, Check: CheckIPVSMissingService, Object: v.serviceObject(s),
 				Message:  fmt.Sprintf("virtual service %s is missing", s),
 				Evidence: saveLines(s, nil, "expected: "),
 				Fix:      "restart kube-proxy (IPVS mode) so that it resyncs the virtual services"})
@@ -107,13 +106,13 @@ func checkIPVSServices(v *verifier) {
 			}
 		}
 		if len(missing) > 0 {
-			v.add(Finding{Severity: SeverityError, Check: CheckIPVSMissingRealServer, Object: obj,
+			v.add(Finding{Severity: SeverityError, Check: CheckIPVSMissingRealServer, Object: v.serviceObject(s),
 				Message:  fmt.Sprintf("virtual service %s lacks %d of its %d real servers", s, len(missing), len(s.Dests)),
 				Evidence: saveLines(s, missing, "expected: "),
 				Fix:      "restart kube-proxy so that it resyncs the real servers from the EndpointSlices"})
 		}
 		if len(stale) > 0 {
-			v.add(Finding{Severity: SeverityError, Check: CheckIPVSStaleRealServer, Object: obj,
+			v.add(Finding{Severity: SeverityError, Check: CheckIPVSStaleRealServer, Object: v.serviceObject(s),
 				Message:  fmt.Sprintf("virtual service %s has %d real servers that are not endpoints", s, len(stale)),
 				Evidence: saveLines(a, stale, ""),
 				Fix:      fmt.Sprintf("ipvsadm -d %s -r ADDR:PORT for each, or restart kube-proxy", ruleArg(a))})
@@ -186,7 +185,7 @@ func checkIPVSAddresses(v *verifier) {
 		if have[a.Prefix.Addr()] {
 			continue
 		}
-		obj := v.names.ips[a.Prefix.Addr()]
+		obj := v.names().ips[a.Prefix.Addr()]
 		if obj == "" {
 			obj = v.nodeObject()
 		}

@@ -56,7 +56,7 @@ func newObjectIndex(c *cluster.Cluster, nodeName string) *objectIndex {
 // chainObject names the object behind chain ch of table t: from the index, else from the
 // chain's kube-proxy comment (`-m comment --comment "ns/name:port ..."`), else the node.
 func (v *verifier) chainObject(t *netfilter.Table, ch string) string {
-	if o, ok := v.names.chains[ch]; ok {
+	if o, ok := v.names().chains[ch]; ok {
 		return o
 	}
 	if t != nil {

@@ -89,8 +89,17 @@ type verifier struct {
 	intent, actual *dataplane.Node
 	c              *cluster.Cluster
 	node           string
-	names          *objectIndex
+	index          *objectIndex // built on first use by names
 	out            []Finding
+	bufA, bufB     []byte // sameRules' buffers
+}
+
+// names returns the object index, built the first time a finding needs an object.
+func (v *verifier) names() *objectIndex {
+	if v.index == nil {
+		v.index = newObjectIndex(v.c, v.node)
+	}
+	return v.index
 }
 
 func (v *verifier) add(f Finding) { v.out = append(v.out, f) }
@@ -99,7 +108,6 @@ func (v *verifier) add(f Finding) { v.out = append(v.out, f) }
 // returns the findings sorted by severity, check, object and message.
 func Verify(intent, actual *dataplane.Node, c *cluster.Cluster, nodeName string) []Finding {
 	v := &verifier{intent: intent, actual: actual, c: c, node: nodeName}
-	v.names = newObjectIndex(c, nodeName)
 	for _, check := range []func(*verifier){
 		checkIPTablesServices,
 		checkIPTablesStale,
