@@ -94,6 +94,10 @@ func benchVerify(b *testing.B, preset, mode string) {
 	if cpu1, ok := processCPU(); ok && cpuOK && n > 0 {
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(n), "cpu-ns/op")
 	}
+	// Peak RSS of the whole process: both rendered nodes, the objects and Verify.
+	if rss, ok := processMaxRSS(); ok {
+		b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+	}
 }
 
 // BenchmarkVerify10kServices: kube-proxy iptables mode (cluster-b), 10,000 Services x 10

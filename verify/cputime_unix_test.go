@@ -17,3 +17,13 @@ func processCPU() (time.Duration, bool) {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }
+
+// processMaxRSS returns the process's peak resident set size in bytes (Linux and BSDs
+// report ru_maxrss in KiB; macOS in bytes, which this then overstates).
+func processMaxRSS() (int64, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return int64(ru.Maxrss) * 1024, true
+}
