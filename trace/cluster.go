@@ -302,6 +302,11 @@ func (t *clusterTracer) traceNode(name string) (*Node, error) {
 		return nil, fmt.Errorf("trace cluster: node %s: %w", name, err)
 	}
 	n.Net = dn.Net
+	if dn.IPSets != nil {
+		// IPVS mode's iptables rules match ipsets (KUBE-LOOP-BACK, KUBE-CLUSTER-IP, ...):
+		// evaluate them against the node's sets, not "assumed".
+		n.Sets = SetMatcher{Sets: dn.IPSets}
+	}
 	t.tn[name] = n
 	return n, nil
 }

@@ -124,3 +124,29 @@ func TestTraceClusterNFT(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceClusterIPVSPodToPodNotMasqueraded is the regression test for a disagreement the
+// lab found on a real kernel: in Cluster A (IPVS mode), a pod's packet to another pod
+// across subnets is not masqueraded. The model used to assume every `-m set` match true,
+// so KUBE-LOOP-BACK's MASQUERADE rule fired.
+func TestTraceClusterIPVSPodToPodNotMasqueraded(t *testing.T) {
+	c, err := cluster.Preset("cluster-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]*dataplane.Node{}
+	for _, n := range c.Nodes {
+		dn, err := render.Node(c, n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[n.Name] = dn
+	}
+	res, err := TraceCluster(c, nodes, ClusterRequest{From: "default/busybox", To: "10.0.11.27:80", Proto: TCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Paths) != 1 || res.Paths[0].Masquerade || res.Paths[0].Verdict != netfilter.DecisionAccept {
+		t.Fatalf("pod to pod in cluster-a: %+v, want one accepted unmasqueraded path", res.Paths)
+	}
+}
