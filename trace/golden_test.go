@@ -60,3 +60,41 @@ func TestGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentTrace: a Node (its evaluators and rule-text cache) is shared by goroutines;
+// run with -race.
+func TestConcurrentTrace(t *testing.T) {
+	rs := loadCase(t, filepath.Join("testdata", "kube-proxy-cases", "case02.iptables-save"))
+	n, err := NewNode("test-node", rs, nil, localAddrs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = n.Indexed()
+	req := Request{Src: netip.MustParseAddr("10.0.0.2"), Dst: netip.MustParseAddr("172.30.0.44"), Proto: TCP, DPort: 80}
+	want, err := Trace(n, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 50; i++ {
+				got, err := Trace(n, req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if d := cmp.Diff(want, got); d != "" {
+					errs <- d
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}
