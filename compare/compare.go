@@ -100,6 +100,19 @@ type Recommendation struct {
 	Reasons []string `json:"reasons"`
 }
 
+// largeClusterEndpoints is kube-proxy's iptables large-cluster threshold (above it the
+// rules lose their comments); maxLargeSample caps the samples taken to stay above it.
+const (
+	largeClusterEndpoints = 1000
+	maxLargeSample        = 400
+)
+
+// belowThreshold says the samples have fewer endpoints than kube-proxy's large-cluster
+// threshold while the profile has more.
+func belowThreshold(p *Profile, svcs []int) bool {
+	return p.Services*p.EndpointsPerService > largeClusterEndpoints && svcs[0]*p.EndpointsPerService <= largeClusterEndpoints
+}
+
 // plan picks the sizes to render: the profile itself when small enough, otherwise two
 // Service counts (and two node counts) on the same side of kube-proxy's large-cluster
 // threshold (1,000 endpoints) as the profile.
@@ -113,8 +126,8 @@ func plan(p *Profile) (svcs, nodes []int) {
 		}
 	} else {
 		s1 := 100
-		if p.Services*p.EndpointsPerService > 1000 {
-			s1 = max(s1, 1000/p.EndpointsPerService+1)
+		if p.Services*p.EndpointsPerService > largeClusterEndpoints {
+			s1 = min(max(s1, largeClusterEndpoints/p.EndpointsPerService+1), maxLargeSample)
 		}
 		svcs = []int{s1, 2 * s1}
 	}
@@ -218,6 +231,11 @@ func Compare(p *Profile) (*Report, error) {
 			"profile's nodes at every sample; first-packet rules are fitted the same way, which is exact for iptables' linear "+
 			"KUBE-SERVICES and flat for IPVS and nftables)",
 			sampleList(sizes), prof.Services, prof.Nodes)
+		if belowThreshold(&prof, svcs) {
+			rep.Method += fmt.Sprintf("; the samples have at most %d endpoints, below kube-proxy's large-cluster threshold (%d) that the profile exceeds, "+
+				"so iptables sync sizes include the rule comments kube-proxy drops at the profile's size (an overestimate)",
+				svcs[0]*prof.EndpointsPerService, largeClusterEndpoints)
+		}
 	} else {
 		rep.Method = fmt.Sprintf("rendered one representative worker per combination at %s (the first is the profile's size: its metrics are measured, not extrapolated; the others only draw the curves)", sampleList(sizes))
 	}

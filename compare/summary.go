@@ -190,7 +190,7 @@ func rulesCell(s *ClusterSummary) string {
 	m := &s.Measure
 	switch s.Mode {
 	case cluster.ProxyIPVS:
-		return fmt.Sprintf("%.0f IPVS services, %.0f real servers (+%.0f iptables rules, %.0f ipset members)", m.IPVSServices, m.IPVSDests, m.IPTablesRules, m.IPSetMembers)
+		return fmt.Sprintf("%.0f IPVS services, %.0f real servers, %.0f iptables rules, %.0f ipset entries", m.IPVSServices, m.IPVSDests, m.IPTablesRules, m.IPSetMembers)
 	case cluster.ProxyNFTables:
 		return fmt.Sprintf("%.0f nft objects (%.0f chains, %.0f rules, %.0f elements)", m.NFTChains+m.NFTRules+m.NFTElements, m.NFTChains, m.NFTRules, m.NFTElements)
 	}
