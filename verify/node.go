@@ -79,7 +79,8 @@ func checkLeftovers(v *verifier) {
 }
 
 func routeLine(s *route.Stack, r *route.Route) string {
-	return iproute.FormatRoute(s, r, iproute.Options{}, r.Table != route.TableMain)
+	// as `ip route` prints it, trailing space included, without the newline
+	return strings.TrimSuffix(iproute.FormatRoute(s, r, iproute.Options{}, r.Table != route.TableMain), "\n")
 }
 
 // ownerOf names the node whose pod block holds p.
@@ -121,20 +122,20 @@ func checkPodRoutes(v *verifier) {
 				v.add(Finding{Severity: SeverityError, Check: CheckRouteMissingBlackhole, Object: v.nodeObject(),
 					Message:  fmt.Sprintf("the local block %s has no blackhole route: traffic to unallocated pod IPs of this node leaks to the default route", d),
 					Evidence: []string{"expected: " + want},
-					Fix:      "ip route add " + want + " (the CNI agent, e.g. calico-node's BIRD, programs it: check it runs)"})
+					Fix:      "ip route add " + strings.TrimSpace(want) + " (the CNI agent, e.g. calico-node's BIRD, programs it: check it runs)"})
 				continue
 			}
 			v.add(Finding{Severity: SeverityError, Check: CheckRouteMissingPodBlock, Object: v.ownerOf(d),
 				Message:  fmt.Sprintf("no route to the pod block %s: pods there are unreachable from this node", d),
 				Evidence: []string{"expected: " + want},
-				Fix:      "ip route add " + want + " (the CNI's routing agent programs it: check its BGP/overlay sessions)"})
+				Fix:      "ip route add " + strings.TrimSpace(want) + " (the CNI's routing agent programs it: check its BGP/overlay sessions)"})
 			continue
 		}
 		if ar.Dev != ir.Dev || ar.Gw != ir.Gw || !slices.EqualFunc(ar.MultiPath, ir.MultiPath, func(a, b route.NextHop) bool { return a.Dev == b.Dev && a.Gw == b.Gw }) {
 			v.add(Finding{Severity: SeverityError, Check: CheckRouteWrongDevice, Object: v.ownerOf(d),
 				Message:  fmt.Sprintf("pod block %s is routed via %s %s, the %s mode needs %s %s", d, ar.Gw, ar.Dev, v.c.CNI.Plugin+" "+cluster.CNIPlugin(v.c.CNI.Mode), ir.Gw, ir.Dev),
 				Evidence: []string{routeLine(actual, ar), "expected: " + want},
-				Fix:      "ip route replace " + want})
+				Fix:      "ip route replace " + strings.TrimSpace(want)})
 		}
 	}
 }
