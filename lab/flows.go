@@ -47,6 +47,12 @@ type Prediction struct {
 	Endpoints map[string]float64 `json:"endpoints"`
 	// Masquerade maps each pod to whether its connections are source-NATed.
 	Masquerade map[string]bool `json:"masquerade"`
+	// NoSpread says the model predicts no distribution over the endpoints (a hashing IPVS
+	// scheduler sends a client's connections to one server), so no chi-square test.
+	NoSpread bool `json:"noSpread,omitempty"`
+	// EncapByPod, when set, lists the tunnels per endpoint (IPVS flows): only the answering
+	// endpoints' tunnels must move.
+	EncapByPod map[string][]string `json:"encapByPod,omitempty"`
 	// Encap lists the tunnel devices the request or its reply crosses ("node:tunl0").
 	Encap []string `json:"encap,omitempty"`
 	Error string   `json:"error,omitempty"`
@@ -80,8 +86,9 @@ type IPVSCheck struct {
 	Scheduler  string   `json:"scheduler"`
 	Checked    int      `json:"checked"`
 	Mismatches int      `json:"mismatches"`
-	Model      []string `json:"model"`  // the model's sequence of pods
-	Kernel     []string `json:"kernel"` // the kernel's
+	Model      []string `json:"model"`   // the model's sequence of pods
+	Kernel     []string `json:"kernel"`  // the kernel's
+	Clients    []string `json:"clients"` // each connection's client address
 }
 
 // SeedFlows are the seed document's flows on cluster c: pod → ClusterIP, pod → pod across
@@ -437,13 +444,21 @@ func (l *Lab) predictIPVS(f Flow, p *Prediction, encap map[string]bool) {
 		if err != nil {
 			continue
 		}
+		if p.EncapByPod == nil {
+			p.EncapByPod = map[string][]string{}
+		}
 		for _, path := range res.Paths {
 			for _, h := range append(append([]trace.ClusterHop(nil), path.Request...), path.Reply...) {
 				if (h.Outer != nil || h.Step == "decap") && h.Dev != "" {
 					encap[h.Node+":"+h.Dev] = true
+					p.EncapByPod[pod] = append(p.EncapByPod[pod], h.Node+":"+h.Dev)
 				}
 			}
 		}
+	}
+	switch svc.Scheduler {
+	case ipvs.SourceHashing, ipvs.DestinationHashing, ipvs.MaglevHashing:
+		p.NoSpread = true
 	}
 }
 
@@ -547,7 +562,7 @@ func (l *Lab) RunFlow(ctx context.Context, f Flow) Outcome {
 	if o.IPVS != nil {
 		if o.IPVS.Mismatches > 0 {
 			i := firstDiff(o.IPVS.Model, o.IPVS.Kernel)
-			o.Disagreements = append(o.Disagreements, fmt.Sprintf("IPVS %s on %s: %d of %d connections went to another real server than the model's scheduler; first at connection %d: model %s, kernel %s", o.IPVS.Scheduler, o.IPVS.Node, o.IPVS.Mismatches, o.IPVS.Checked, i+1, o.IPVS.Model[i], o.IPVS.Kernel[i]))
+			o.Disagreements = append(o.Disagreements, fmt.Sprintf("IPVS %s on %s: %d of %d connections went to another real server than the model's scheduler; first at connection %d from %s to %s: model %s, kernel %s", o.IPVS.Scheduler, o.IPVS.Node, o.IPVS.Mismatches, o.IPVS.Checked, i+1, o.IPVS.Clients[i], f.To, o.IPVS.Model[i], o.IPVS.Kernel[i]))
 		} else if o.IPVS.Checked > 0 {
 			o.Agreements = append(o.Agreements, fmt.Sprintf("IPVS %s on %s: all %d connections went to the real server the model's scheduler picked", o.IPVS.Scheduler, o.IPVS.Node, o.IPVS.Checked))
 		}
@@ -601,7 +616,7 @@ func (o *Outcome) judge(after, before map[string]uint64, l *Lab) {
 		}
 	}
 	sort.Strings(pods)
-	if len(pods) > 1 && total > 0 && float64(total)*minProb(p.Endpoints, pods) >= 5 {
+	if len(pods) > 1 && total > 0 && float64(total)*minProb(p.Endpoints, pods) >= 5 && !p.NoSpread {
 		chi := 0.0
 		for _, pod := range pods {
 			exp := float64(total) * p.Endpoints[pod]
@@ -688,7 +703,21 @@ func (o *Outcome) judgeEncap(after, before map[string]uint64, l *Lab) {
 			moved[k] = true
 		}
 	}
-	for _, e := range p.Encap {
+	required := p.Encap
+	if p.EncapByPod != nil {
+		seen := map[string]bool{}
+		required = nil
+		for pod := range o.Answers {
+			for _, e := range p.EncapByPod[pod] {
+				if !seen[e] {
+					seen[e] = true
+					required = append(required, e)
+				}
+			}
+		}
+		sort.Strings(required)
+	}
+	for _, e := range required {
 		if !moved[e] {
 			o.Disagreements = append(o.Disagreements, fmt.Sprintf("model predicts encapsulation on %s, its counters did not move", e))
 		}
@@ -859,6 +888,7 @@ func (l *Lab) checkIPVS(o *Outcome, sh *ipvsShadow, node string, a Answer) {
 	o.IPVS.Checked++
 	o.IPVS.Model = append(o.IPVS.Model, modelPod)
 	o.IPVS.Kernel = append(o.IPVS.Kernel, a.Pod)
+	o.IPVS.Clients = append(o.IPVS.Clients, client.String())
 	if modelPod != a.Pod {
 		o.IPVS.Mismatches++
 	}
