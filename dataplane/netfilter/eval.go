@@ -481,6 +481,13 @@ type evRule struct {
 	// proto is the -p protocol number when protoKnown.
 	proto      uint8
 	protoKnown bool
+	// Copies of the rule's basic matches, and its match extensions minus the no-ops
+	// (comment, limit, statistic), so that rejecting a rule reads only this struct.
+	src, dst              AddrMatch
+	protoSet, protoInvert bool
+	ifaces                bool
+	frag                  Fragment
+	ms                    []Match
 }
 
 // LoopError is returned for a ruleset whose jumps form a cycle; the kernel refuses to load
@@ -557,6 +564,16 @@ func compileRule(t *evTable, r *Rule) (evRule, error) {
 	er := evRule{r: r, random: 1, target: r.Target}
 	if r.Proto.IsSet() {
 		er.proto, er.protoKnown = r.Proto.Number()
+		er.protoSet, er.protoInvert = true, r.Proto.Invert
+	}
+	er.src, er.dst, er.frag = r.Src, r.Dst, r.Fragment
+	er.ifaces = r.In.IsSet() || r.Out.IsSet()
+	for _, m := range r.Matches {
+		switch m.(type) {
+		case *Comment, *Limit, *Statistic:
+		default:
+			er.ms = append(er.ms, m)
+		}
 	}
 	for _, m := range r.Matches {
 		if s, ok := m.(*Statistic); ok {
@@ -1101,24 +1118,25 @@ func (x *run) ifaceMatch(b *Branch, c *evChain, r *evRule, m IfaceMatch, name st
 // matches evaluates every deterministic match of r (statistic matches are handled by the
 // caller as a branch).
 func (x *run) matches(c *evChain, r *evRule, b *Branch) bool {
-	rule := r.r
+	// Only the evRule (contiguous in the chain) is read until a rule can match: the Rule
+	// itself is touched for the match extensions that do something.
 	p := &b.Packet
-	if !rule.Src.Matches(p.Src) || !rule.Dst.Matches(p.Dst) {
+	if !r.src.Matches(p.Src) || !r.dst.Matches(p.Dst) {
 		return false
 	}
-	if rule.Proto.IsSet() {
+	if r.protoSet {
 		if !r.protoKnown || !x.pok {
-			if !x.assume(b, c, r, "-p "+rule.Proto.Name, "unknown protocol") {
+			if !x.assume(b, c, r, "-p "+r.r.Proto.Name, "unknown protocol") {
 				return false
 			}
-		} else if (r.proto == x.pnum) == rule.Proto.Invert {
+		} else if (r.proto == x.pnum) == r.protoInvert {
 			return false
 		}
 	}
-	if !x.ifaceMatch(b, c, r, rule.In, p.InIface, true) || !x.ifaceMatch(b, c, r, rule.Out, p.OutIface, false) {
+	if r.ifaces && (!x.ifaceMatch(b, c, r, r.r.In, p.InIface, true) || !x.ifaceMatch(b, c, r, r.r.Out, p.OutIface, false)) {
 		return false
 	}
-	switch rule.Fragment {
+	switch r.frag {
 	case FragmentOnly:
 		if !p.Fragment {
 			return false
@@ -1128,7 +1146,7 @@ func (x *run) matches(c *evChain, r *evRule, b *Branch) bool {
 			return false
 		}
 	}
-	for _, m := range rule.Matches {
+	for _, m := range r.ms {
 		if !x.match(c, r, b, m) {
 			return false
 		}
