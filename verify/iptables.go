@@ -192,7 +192,7 @@ func checkIPTablesStale(v *verifier) {
 		}
 		what := "service chain"
 		if strings.HasPrefix(ac.Name, iptables.PrefixSEP) {
-			what = "endpoint chain (stale endpoint)"
+			what = "endpoint chain"
 		}
 		v.add(Finding{Severity: sev, Check: CheckIPTStaleChain, Object: v.chainObject(at, ac.Name),
 			Message:  fmt.Sprintf("stale %s %s: the Service objects do not ask for it; %s", what, ac.Name, how),

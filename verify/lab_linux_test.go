@@ -40,7 +40,9 @@ func collectIn(t *testing.T, ns *kernel.NS, node string) *dataplane.Node {
 // TestLabNodeVerifies: a lab node (cluster-b with Calico VXLAN Always, which this host's
 // kernel runs natively; kube-proxy iptables mode through the real iptables-restore),
 // collected by the real collector inside its namespace, verifies without errors or
-// warnings; then real faults made with ip and sysctl in that namespace are found.
+// warnings; then real faults made with ip, sysctl and iptables in that namespace (a deleted pod
+// block route, strict rp_filter, ip_forward off, a tunnel MTU, a flushed KUBE-SVC chain, a
+// stale KUBE-SEP chain) are each found, and nothing else.
 func TestLabNodeVerifies(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the lab needs root (network namespaces)")
@@ -72,10 +74,15 @@ func TestLabNodeVerifies(t *testing.T) {
 		t.Fatalf("a lab node straight after lab up has findings:\n%s", format(got))
 	}
 
+	web := chainFor(t, actual, "KUBE-SVC-", "default/web").Name
 	for _, argv := range [][]string{
 		{"ip", "route", "del", "10.0.35.0/24"},
 		{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"},
 		{"sysctl", "-qw", "net.ipv4.ip_forward=0"},
+		{"ip", "link", "set", "dev", "vxlan.calico", "mtu", "1400"},
+		{"iptables", "-t", "nat", "-F", web},
+		{"iptables", "-t", "nat", "-N", "KUBE-SEP-AAAAAAAAAAAAAAAA"},
+		{"iptables", "-t", "nat", "-A", "KUBE-SEP-AAAAAAAAAAAAAAAA", "-p", "tcp", "-m", "comment", "--comment", "default/old:http", "-j", "DNAT", "--to-destination", "10.0.9.9:80"},
 	} {
 		if out, err := ns.Run(ctx, nil, argv[0], argv[1:]...); err != nil {
 			t.Fatalf("%v: %v: %s", argv, err, out)
@@ -83,7 +90,9 @@ func TestLabNodeVerifies(t *testing.T) {
 	}
 	actual = collectIn(t, ns, worker)
 	got = Verify(intent, actual, c, worker)
-	want := map[string]bool{CheckRouteMissingPodBlock: true, CheckSysctlRPFilter: true, CheckSysctlIPForward: true}
+	t.Logf("findings after the faults:\n%s", format(got))
+	want := map[string]bool{CheckRouteMissingPodBlock: true, CheckSysctlRPFilter: true, CheckSysctlIPForward: true,
+		CheckMTUMismatch: true, CheckIPTMissingRule: true, CheckIPTStaleChain: true}
 	for _, f := range got {
 		if !want[f.Check] {
 			t.Errorf("unexpected finding: %s %s %s: %s", f.Severity, f.Check, f.Object, f.Message)

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -48,7 +49,7 @@ func checkLeftovers(v *verifier) {
 		sev := SeverityWarning
 		if v.actual.Net != nil && v.actual.Net.LinkByName(ipvsDummy) != nil {
 			l := v.actual.Net.LinkByName(ipvsDummy)
-			ev = append(ev, fmt.Sprintf("%d: %s: mtu %d", l.Index, l.Name, l.MTU))
+			ev = append(ev, linkHeader(v.actual.Net, l.Name))
 			for _, a := range linkAddrs(v.actual, ipvsDummy) {
 				ev = append(ev, addrLine(a))
 				sev = SeverityError // Service addresses are local: the node swallows their traffic
@@ -140,6 +141,16 @@ func checkPodRoutes(v *verifier) {
 	}
 }
 
+// linkHeader is the first line `ip link show dev NAME` prints for a link of s.
+func linkHeader(s *route.Stack, name string) string {
+	var b bytes.Buffer
+	if err := iproute.PrintLinks(&b, s, iproute.Options{Dev: name}); err != nil {
+		return name
+	}
+	first, _, _ := strings.Cut(b.String(), "\n")
+	return first
+}
+
 func isTunnel(l *route.Link) bool { return l.IPIP != nil || l.VXLAN != nil }
 
 // checkTunnelMTU: every tunnel device of the intent (tunl0, vxlan.calico, flannel.1, ...)
@@ -166,7 +177,7 @@ func checkTunnelMTU(v *verifier) {
 		if al.MTU != il.MTU {
 			v.add(Finding{Severity: SeverityError, Check: CheckMTUMismatch, Object: v.nodeObject(),
 				Message:  fmt.Sprintf("%s has MTU %d, the CNI sets %d (uplink MTU %d minus the encapsulation overhead)", il.Name, al.MTU, il.MTU, v.uplinkMTU()),
-				Evidence: []string{fmt.Sprintf("%d: %s: mtu %d", al.Index, iproute.LinkName(al), al.MTU)},
+				Evidence: []string{linkHeader(v.actual.Net, al.Name), "expected: mtu " + strconv.Itoa(il.MTU)},
 				Fix:      fmt.Sprintf("ip link set dev %s mtu %d", il.Name, il.MTU)})
 		}
 	}
