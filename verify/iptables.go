@@ -188,7 +188,7 @@ func checkIPTablesStale(v *verifier) {
 		}
 		sev, how := SeverityWarning, "no rule jumps to it"
 		if refs[ac.Name] > 0 {
-			sev, how = SeverityError, fmt.Sprintf("%d rules still jump to it", refs[ac.Name])
+			sev, how = SeverityError, fmt.Sprintf("%d rule(s) still jump to it", refs[ac.Name])
 		}
 		what := "service chain"
 		if strings.HasPrefix(ac.Name, iptables.PrefixSEP) {

@@ -48,6 +48,7 @@ func TestCollectVerify(t *testing.T) {
 		code         int
 		checks       []string
 		golden       string
+		extra        []string
 	}{
 		{name: "clean cluster-a", preset: "cluster-a", checks: []string{}},
 		{name: "clean cluster-b", preset: "cluster-b", checks: []string{}},
@@ -67,6 +68,9 @@ func TestCollectVerify(t *testing.T) {
 				})
 			},
 			checks: []string{"sysctl.rp-filter-strict"}},
+		{name: "objects without a Service its chains still serve", preset: "cluster-b", code: 1,
+			extra:  []string{"--objects", "testdata/verify/cluster-b-without-web.yaml"},
+			checks: []string{"iptables.stale-chain", "iptables.stale-chain", "iptables.stale-chain"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -76,7 +80,7 @@ func TestCollectVerify(t *testing.T) {
 			if tc.fault != nil {
 				tc.fault(t, dir)
 			}
-			out, errOut, code := runCLI(t, "verify", "--snapshot", dir, "--preset", tc.preset, "-o", "json")
+			out, errOut, code := runCLI(t, append([]string{"verify", "--snapshot", dir, "--preset", tc.preset, "-o", "json"}, tc.extra...)...)
 			if code != tc.code {
 				t.Fatalf("verify: exit %d, want %d\n%s%s", code, tc.code, out, errOut)
 			}
