@@ -32,6 +32,9 @@ type Options struct {
 	NodeSubnetBits int
 }
 
+// ObjectsSource names loaded objects in FromObjects' notes.
+const ObjectsSource = "objects"
+
 // DefaultNodeSubnetBits is the node subnet prefix length assumed when not given.
 const DefaultNodeSubnetBits = 24
 
@@ -45,7 +48,7 @@ const labelControlPlane = "node-role.kubernetes.io/control-plane"
 // kube-proxy, calico-node, kube-flannel and kube-router pods. The result is what LoadCluster
 // reads back from WriteCluster's output, completed by cluster.ParseCluster.
 func FromObjects(objs cluster.Objects, o Options) (*cluster.Cluster, []cluster.Note, error) {
-	c, notes, err := build(objs, o, extras{})
+	c, notes, err := build(objs, o, extras{}, ObjectsSource)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -56,10 +59,10 @@ func FromObjects(objs cluster.Objects, o Options) (*cluster.Cluster, []cluster.N
 	return c, notes, nil
 }
 
-func build(objs cluster.Objects, o Options, ex extras) (*cluster.Cluster, []cluster.Note, error) {
+func build(objs cluster.Objects, o Options, ex extras, src string) (*cluster.Cluster, []cluster.Note, error) {
 	var notes []cluster.Note
 	note := func(format string, args ...any) {
-		notes = append(notes, cluster.Note{File: Source, Message: fmt.Sprintf(format, args...)})
+		notes = append(notes, cluster.Note{File: src, Message: fmt.Sprintf(format, args...)})
 	}
 	fromPods := podHints(objs.Pods)
 	c := &cluster.Cluster{Name: o.Name, Objects: objs}

@@ -169,7 +169,7 @@ func ImportWith(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Inte
 	if err := readCNI(ctx, kube, dyn, &ex, note); err != nil {
 		return nil, nil, err
 	}
-	c, more, err := build(objs, o, ex)
+	c, more, err := build(objs, o, ex, Source)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -66,6 +66,7 @@ tool output, explain it, trace packets, verify a node and compare choices.`,
 		newVerifyCmd(s),
 		newCompareCmd(s),
 		newDiffCmd(s),
+		newImportCmd(s),
 	)
 	return root
 }
