@@ -190,6 +190,12 @@ func TestFaults(t *testing.T) {
 			tb := a.NFTables.Table(nftables.Family("ip"), "kube-proxy")
 			tb.Chains = append(tb.Chains, &nftables.Chain{Name: "endpoint-AAAAAAAA-default/old/tcp/http__10.0.9.9/80"})
 		}, []key{{SeverityWarning, CheckNFTStaleChain, "Service default/old:http"}}},
+		{"ipvsadm-save not collected", "cluster-a", "", func(t *testing.T, a *dataplane.Node) {
+			a.IPVS = nil
+		}, []key{{SeverityWarning, CheckNotCollected, "Node " + worker}}},
+		{"iptables-save not collected", "cluster-b", "", func(t *testing.T, a *dataplane.Node) {
+			a.IPTables = nil
+		}, []key{{SeverityWarning, CheckNotCollected, "Node " + worker}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, intent, actual := fixture(t, tc.preset, tc.mode, worker)

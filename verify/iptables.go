@@ -50,8 +50,8 @@ func ruleSet(c *netfilter.Chain) map[string]int {
 // KUBE-NODEPORTS to a service chain is there.
 func checkIPTablesServices(v *verifier) {
 	it, at := natTable(v.intent), natTable(v.actual)
-	if it == nil {
-		return
+	if it == nil || v.actual.IPTables == nil {
+		return // not collected: checkCollected
 	}
 	for _, ic := range it.Chains {
 		switch {

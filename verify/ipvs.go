@@ -79,8 +79,8 @@ func serviceIndex(n *dataplane.Node) map[string]*ipvs.Service {
 // in the snapshot, and the snapshot has no real servers or services the intent lacks.
 func checkIPVSServices(v *verifier) {
 	want := ipvsServices(v.intent)
-	if len(want) == 0 {
-		return
+	if len(want) == 0 || v.actual.IPVS == nil {
+		return // nothing asked, or not collected (checkCollected)
 	}
 	have := serviceIndex(v.actual)
 	seen := map[string]bool{}
@@ -193,6 +193,9 @@ func checkIPVSAddresses(v *verifier) {
 			Message:  fmt.Sprintf("Service address %s is not bound to kube-ipvs0: the virtual service is unreachable", a.Prefix.Addr()),
 			Evidence: []string{"expected: " + addrLine(a)},
 			Fix:      fmt.Sprintf("ip addr add %s dev kube-ipvs0, or restart kube-proxy", a.Prefix)})
+	}
+	if v.actual.IPVS == nil {
+		return // IPVS not collected (checkCollected): cannot tell which addresses are unused
 	}
 	vs := map[netip.Addr]bool{}
 	for _, s := range ipvsServices(v.actual) {

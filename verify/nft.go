@@ -63,6 +63,9 @@ func (v *verifier) nftObject(chain, comment string) string {
 // sets (service-ips, service-nodeports, ...) and every per-service and per-endpoint chain is
 // there, and no stale per-service chain is left.
 func checkNFTables(v *verifier) {
+	if v.actual.NFTables == nil {
+		return // not collected: checkCollected
+	}
 	for _, it := range kubeProxyTables(v.intent) {
 		var at *nftables.Table
 		if v.actual.NFTables != nil {

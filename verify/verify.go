@@ -12,6 +12,7 @@ package verify
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/knet-dev/knet/cluster"
@@ -82,6 +83,9 @@ const (
 	CheckSysctlIPForward         = "sysctl.ip-forward-off"
 	CheckSysctlRPFilter          = "sysctl.rp-filter-strict"
 	CheckConntrackNearFull       = "conntrack.near-full"
+	// CheckNotCollected: the intent has state of a kind the snapshot holds nothing of (the
+	// dump is missing: not collected, or unreadable without root), so it cannot be compared.
+	CheckNotCollected = "snapshot.not-collected"
 )
 
 // verifier carries what the checks share.
@@ -109,6 +113,7 @@ func (v *verifier) add(f Finding) { v.out = append(v.out, f) }
 func Verify(intent, actual *dataplane.Node, c *cluster.Cluster, nodeName string) []Finding {
 	v := &verifier{intent: intent, actual: actual, c: c, node: nodeName}
 	for _, check := range []func(*verifier){
+		checkCollected,
 		checkIPTablesServices,
 		checkIPTablesStale,
 		checkIPTablesDNAT,
@@ -151,3 +156,24 @@ func Count(fs []Finding, s Severity) int {
 }
 
 func (v *verifier) nodeObject() string { return "Node " + v.node }
+
+// checkCollected reports each kind of state the intent has and the snapshot lacks entirely
+// (no iptables-save, ipvsadm-save or nft dump), once, instead of one finding per object; the
+// checks of that kind then have nothing to compare.
+func checkCollected(v *verifier) {
+	miss := func(what, file string) {
+		v.add(Finding{Severity: SeverityWarning, Check: CheckNotCollected, Object: v.nodeObject(),
+			Message:  fmt.Sprintf("the snapshot has no %s state (%s): it was not collected or could not be read, so it is not verified", what, file),
+			Evidence: []string{"missing: " + file},
+			Fix:      "collect as root on the node (knet collect), with " + what + " tools installed"})
+	}
+	if natTable(v.intent) != nil && len(natTable(v.intent).Chains) > 0 && v.actual.IPTables == nil {
+		miss("iptables", "iptables-save.txt")
+	}
+	if len(ipvsServices(v.intent)) > 0 && v.actual.IPVS == nil {
+		miss("IPVS", "ipvsadm-save.txt")
+	}
+	if len(kubeProxyTables(v.intent)) > 0 && v.actual.NFTables == nil {
+		miss("nftables", "nft-ruleset.txt")
+	}
+}
