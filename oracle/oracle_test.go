@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/knet-dev/knet/oracle/canon"
 )
 
 func genOpts() GenOptions {
@@ -143,11 +145,11 @@ func runScenario(sc Scenario, observe func(upstream []byte)) error {
 		if err != nil {
 			return fmt.Errorf("sync %d: %w", i, err)
 		}
-		cw, err := Canonical(want)
+		cw, err := canon.Canonical(want)
 		if err != nil {
 			return fmt.Errorf("sync %d: upstream output: %w", i, err)
 		}
-		cg, err := Canonical(got)
+		cg, err := canon.Canonical(got)
 		if err != nil {
 			return fmt.Errorf("sync %d: knet output: %w", i, err)
 		}

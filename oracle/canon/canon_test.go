@@ -1,4 +1,4 @@
-package oracle
+package canon
 
 import (
 	"strings"

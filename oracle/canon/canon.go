@@ -1,4 +1,8 @@
-package oracle
+// Package canon puts an iptables-restore input written by kube-proxy's iptables proxier
+// (any version since 1.28) into a canonical order, so that two inputs that differ only in
+// kube-proxy's Go map iteration order compare equal. It has no Kubernetes dependencies,
+// so that it can be fuzzed cheaply.
+package canon
 
 import (
 	"bufio"
