@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/knet-dev/knet/cluster"
 	"github.com/knet-dev/knet/dataplane"
 	"github.com/knet-dev/knet/dataplane/netfilter"
 	"github.com/knet-dev/knet/dataplane/nftables"
@@ -103,6 +104,9 @@ func TestFaults(t *testing.T) {
 			a.Net.Routes = append(a.Net.Routes, &cp)
 			a.Net.Reindex()
 		}, []key{{SeverityError, CheckRouteWrongDevice, "Node ip-172-31-21-52"}}},
+		{"delete a local pod's route", "cluster-a", "", func(t *testing.T, a *dataplane.Node) {
+			delRoute(t, a, "10.0.7.1/32", route.RouteType("unicast"))
+		}, []key{{SeverityError, CheckRouteMissingPodRoute, podAt(t, "cluster-a", "10.0.7.1")}}},
 		{"delete the local blackhole", "cluster-a", "", func(t *testing.T, a *dataplane.Node) {
 			delRoute(t, a, "10.0.7.0/24", route.RouteType("blackhole"))
 		}, []key{{SeverityError, CheckRouteMissingBlackhole, "Node " + worker}}},
@@ -211,4 +215,20 @@ func TestFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// podAt names the pod of preset with IP ip, from the objects (not through verify).
+func podAt(t *testing.T, preset, ip string) string {
+	t.Helper()
+	c, err := cluster.Preset(preset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Objects.Pods {
+		if p.Status.PodIP == ip {
+			return "Pod " + p.Namespace + "/" + p.Name
+		}
+	}
+	t.Fatalf("%s has no pod %s", preset, ip)
+	return ""
 }

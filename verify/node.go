@@ -105,7 +105,11 @@ func checkPodRoutes(v *verifier) {
 	actual := v.actual.Net
 	for _, ir := range v.intent.Net.Routes {
 		d := ir.Dst
-		if !d.IsValid() || d.Bits() >= d.Addr().BitLen() || d.Bits() < v.c.PodCIDR.Bits() || !v.c.PodCIDR.Contains(d.Addr()) {
+		if !d.IsValid() || d.Bits() < v.c.PodCIDR.Bits() || !v.c.PodCIDR.Contains(d.Addr()) {
+			continue
+		}
+		if d.IsSingleIP() {
+			v.checkPodRoute(ir)
 			continue
 		}
 		var ar *route.Route
@@ -149,6 +153,50 @@ func linkHeader(s *route.Stack, name string) string {
 	}
 	first, _, _ := strings.Cut(b.String(), "\n")
 	return first
+}
+
+// checkPodRoute: a local pod's host route (`10.0.7.1 dev caliXXXX scope link`) is in the
+// snapshot through the same device; without it the pod is unreachable from outside.
+func (v *verifier) checkPodRoute(ir *route.Route) {
+	if v.actual.Net == nil {
+		return
+	}
+	var ar *route.Route
+	for _, r := range v.actual.Net.Routes {
+		if r.Table == ir.Table && r.Dst == ir.Dst && r.Type == ir.Type {
+			ar = r
+			break
+		}
+	}
+	obj := v.podObject(ir.Dst.Addr())
+	want := routeLine(v.intent.Net, ir)
+	switch {
+	case ar == nil:
+		v.add(Finding{Severity: SeverityError, Check: CheckRouteMissingPodRoute, Object: obj,
+			Message:  fmt.Sprintf("no host route to the local pod %s: traffic to it from other nodes and Services is not delivered", ir.Dst.Addr()),
+			Evidence: []string{"expected: " + want},
+			Fix:      "ip route add " + strings.TrimSpace(want) + " (the CNI plugin adds it at pod creation: recreate the pod)"})
+	case ar.Dev != ir.Dev || ar.Gw != ir.Gw:
+		v.add(Finding{Severity: SeverityError, Check: CheckRouteWrongDevice, Object: obj,
+			Message:  fmt.Sprintf("the local pod %s is routed via %s, its interface is %s", ir.Dst.Addr(), ar.Dev, ir.Dev),
+			Evidence: []string{routeLine(v.actual.Net, ar), "expected: " + want},
+			Fix:      "ip route replace " + strings.TrimSpace(want)})
+	}
+}
+
+// podObject names the pod with IP a on this node.
+func (v *verifier) podObject(a netip.Addr) string {
+	for _, p := range v.c.PodsOn(v.node) {
+		for _, ip := range p.Status.PodIPs {
+			if ip.IP == a.String() {
+				return "Pod " + p.Namespace + "/" + p.Name
+			}
+		}
+		if p.Status.PodIP == a.String() {
+			return "Pod " + p.Namespace + "/" + p.Name
+		}
+	}
+	return v.nodeObject()
 }
 
 func isTunnel(l *route.Link) bool { return l.IPIP != nil || l.VXLAN != nil }

@@ -77,6 +77,7 @@ const (
 	CheckLeftoverNFTables        = "leftover.nftables"
 	CheckRouteMissingPodBlock    = "route.missing-pod-block"
 	CheckRouteWrongDevice        = "route.wrong-device"
+	CheckRouteMissingPodRoute    = "route.missing-pod-route"
 	CheckRouteMissingBlackhole   = "route.missing-blackhole"
 	CheckLinkMissingTunnel       = "link.missing-tunnel"
 	CheckMTUMismatch             = "mtu.tunnel-mismatch"
