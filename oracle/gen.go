@@ -132,13 +132,14 @@ func (g *Generator) config() Config {
 }
 
 func (g *Generator) unique(kind string, f func() string) string {
-	for {
+	for range 100000 {
 		v := f()
 		if !g.used[kind+v] {
 			g.used[kind+v] = true
 			return v
 		}
 	}
+	panic(fmt.Sprintf("oracle generator: no unused %q value left (scenario too large)", kind))
 }
 
 func (g *Generator) clusterIP() string {
