@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/knet-dev/knet/cluster"
+	"github.com/knet-dev/knet/cluster/live"
 	"github.com/knet-dev/knet/render"
 	"github.com/knet-dev/knet/snapshot"
 	"github.com/knet-dev/knet/verify"
@@ -17,16 +20,20 @@ import (
 // verifyOptions are `knet verify`'s switches.
 type verifyOptions struct {
 	clusterFlags
-	snapshot string
-	objects  []string
-	node     string
-	output   string
+	snapshot   string
+	objects    []string
+	kubeconfig string
+	live       bool
+	cni        string
+	cniMode    string
+	node       string
+	output     string
 }
 
 func newVerifyCmd(s Streams) *cobra.Command {
 	o := &verifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify --snapshot DIR (--preset NAME | -f CLUSTER.yaml) [--objects FILE...] [--node NAME] [-o text|json]",
+		Use:   "verify --snapshot DIR (--preset NAME | -f CLUSTER.yaml | --objects FILE... | --kubeconfig[=FILE]) [--node NAME] [-o text|json]",
 		Short: "verify a node snapshot against its intent",
 		Long: `verify renders what the CNI and kube-proxy should have programmed on the snapshot's node
 (the intent, from the cluster and its objects) and compares it with the snapshot (what the node
@@ -36,40 +43,82 @@ and blackholes, tunnel MTU, ip_forward, strict rp_filter and a nearly full connt
 Each finding names its severity, the Kubernetes object, the evidence lines and a fix.
 Exit status 1 when any error was found, 0 otherwise.
 
---objects replaces the cluster's Services and EndpointSlices (and Pods, KubeProxyConfiguration
-when given) with those of a real cluster (` + "`kubectl get -o yaml`" + ` dumps); the cluster
-(--preset or -f) still gives the node's shape: CNI, subnets, pod blocks.`,
+The cluster comes from --preset or -f; or from the API server (--kubeconfig, as knet import);
+or from kubectl dumps alone (--objects: nodes, pods, Services, EndpointSlices, the kube-proxy
+configuration; CNI and CIDRs inferred as knet import does). --objects with --preset or -f
+replaces the cluster's Services and EndpointSlices (and Pods, KubeProxyConfiguration when
+given) and keeps its shape: CNI, subnets, pod blocks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(s, o)
+			o.live = cmd.Flags().Changed("kubeconfig")
+			return runVerify(cmd.Context(), s, o)
 		},
 	}
 	o.clusterFlags.add(cmd)
 	cmd.Flags().StringVar(&o.snapshot, "snapshot", "", "snapshot folder (knet collect)")
 	cmd.Flags().StringSliceVar(&o.objects, "objects", nil, "Kubernetes object files (YAML or JSON) replacing the cluster's Services and EndpointSlices")
+	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", "", "read the cluster from its API server (kubectl's resolution: this file, else $KUBECONFIG, in-cluster, ~/.kube/config)")
+	cmd.Flags().Lookup("kubeconfig").NoOptDefVal = " "
+	cmd.Flags().StringVar(&o.cni, "cni", "", "with --objects alone or --kubeconfig: pod network calico|kube-router|flannel (default: read from the cluster)")
+	cmd.Flags().StringVar(&o.cniMode, "cni-mode", "", "with --objects alone or --kubeconfig: pod network mode (e.g. IPIPAlways, vxlan)")
 	cmd.Flags().StringVar(&o.node, "node", "", "node name (default: the snapshot's)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	return cmd
 }
 
-func runVerify(s Streams, o *verifyOptions) error {
+// verifyCluster is the cluster the intent is rendered from: --kubeconfig (the live API),
+// --objects alone (a cluster inferred from kubectl dumps by cluster/live.FromObjects), or
+// --preset / -f, with --objects replacing its Services and EndpointSlices.
+func verifyCluster(ctx context.Context, o *verifyOptions) (*cluster.Cluster, error) {
+	shaped := o.preset != "" || o.file != ""
+	lo := live.Options{CNI: cluster.CNI{Plugin: cluster.CNIPlugin(o.cni), Mode: o.cniMode}}
+	if shaped && (o.cni != "" || o.cniMode != "") {
+		return nil, errors.New("--cni and --cni-mode go with --objects alone or --kubeconfig; the cluster file or preset names its CNI")
+	}
+	switch {
+	case o.live && (shaped || len(o.objects) > 0):
+		return nil, errors.New("give --kubeconfig alone, not with --preset, -f or --objects")
+	case o.live:
+		cfg, err := live.RESTConfig(strings.TrimSpace(o.kubeconfig))
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := live.Import(ctx, cfg, lo)
+		return c, err
+	case !shaped && len(o.objects) > 0:
+		objs, notes, err := cluster.LoadObjects(o.objects...)
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := live.FromObjects(objs, lo)
+		if err != nil {
+			return nil, err
+		}
+		c.Notes = append(c.Notes, notes...)
+		return c, nil
+	}
+	c, err := o.clusterFlags.load()
+	if err != nil {
+		return nil, err
+	}
+	if len(o.objects) > 0 {
+		if err := replaceObjects(c, o.objects); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func runVerify(ctx context.Context, s Streams, o *verifyOptions) error {
 	if o.snapshot == "" {
 		return errors.New("verify: --snapshot DIR is required")
 	}
 	if o.output != "text" && o.output != "json" {
 		return fmt.Errorf("verify: -o %q: want text or json", o.output)
 	}
-	if o.preset == "" && o.file == "" && len(o.objects) > 0 {
-		return errors.New("verify: --objects needs the cluster's shape (CNI, node subnets, pod blocks): give --preset or -f as well")
-	}
-	c, err := o.clusterFlags.load()
+	c, err := verifyCluster(ctx, o)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
-	}
-	if len(o.objects) > 0 {
-		if err := replaceObjects(c, o.objects); err != nil {
-			return fmt.Errorf("verify: %w", err)
-		}
 	}
 	actual, meta, probs, err := snapshot.Load(o.snapshot)
 	if err != nil {

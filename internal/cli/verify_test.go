@@ -113,7 +113,8 @@ func TestVerifyErrors(t *testing.T) {
 	}{
 		{[]string{"verify", "--preset", "cluster-a"}, "--snapshot DIR is required"},
 		{[]string{"verify", "--snapshot", "/nonexistent", "--preset", "cluster-a"}, "not a knet snapshot"},
-		{[]string{"verify", "--snapshot", "x", "--objects", "a.yaml"}, "--objects needs the cluster's shape"},
+		{[]string{"verify", "--snapshot", "x", "--objects", "/nonexistent.yaml"}, "/nonexistent.yaml"},
+		{[]string{"verify", "--snapshot", "x", "--kubeconfig", "--preset", "cluster-a"}, "--kubeconfig alone"},
 		{[]string{"verify", "--snapshot", "x", "--preset", "cluster-a", "-o", "yaml"}, `-o "yaml"`},
 		{[]string{"collect", "--preset", "cluster-a", "-o", "x"}, "name the NODE"},
 		{[]string{"collect", "node-1", "-o", "x"}, "needs --preset or -f"},
