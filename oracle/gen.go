@@ -128,6 +128,7 @@ func (g *Generator) config() Config {
 		c.NodePortAddresses = nil
 	}
 	c.ConntrackTCPLiberal = g.chance(0.2)
+	c.NFAcct = g.chance(0.5)
 	return c
 }
 

@@ -14,7 +14,7 @@ import (
 // KnetOptions translates cfg to knet's iptables renderer options, matching what the
 // upstream proxier is given: the mark is spelled as the binary spells it
 // (iptables.MarkRuntime), MASQUERADE always carries --random-fully (v1.37 writes it
-// unconditionally), and nfacct is absent (NewUpstream clears it).
+// unconditionally), and nfacct is present iff cfg.NFAcct (NewUpstream wires it so).
 func KnetOptions(cfg Config) (iptables.Options, error) {
 	o := iptables.DefaultOptions(cfg.NodeName, cfg.NodeIP)
 	for _, p := range cfg.HostAddrs {
@@ -60,7 +60,7 @@ func KnetOptions(cfg Config) (iptables.Options, error) {
 		o.NodePortAddresses = append(o.NodePortAddresses, p)
 	}
 	o.RandomFully = true
-	o.NFAcct = false
+	o.NFAcct = cfg.NFAcct
 	o.ConntrackTCPLiberal = cfg.ConntrackTCPLiberal
 	return o, nil
 }

@@ -106,6 +106,8 @@ var features = []struct {
 	{"masquerade-all", regexp.MustCompile(`cluster IP" -m \S+ -p \S+ -d \S+ --dport \d+ -j KUBE-MARK-MASQ`)},
 	{"interface detector", regexp.MustCompile(` ! -i (veth\+|cbr0) -j KUBE-MARK-MASQ`)},
 	{"INVALID drop", regexp.MustCompile(`--ctstate INVALID -j DROP`)},
+	{"nfacct INVALID drop counter", regexp.MustCompile(`--ctstate INVALID -m nfacct --nfacct-name \S+ -j DROP`)},
+	{"nfacct localhost NodePort counter", regexp.MustCompile(`-d 127\.0\.0\.0/8 --dport \d+ -m nfacct --nfacct-name \S+ -j KUBE-EXT-`)},
 	{"partial sync", regexp.MustCompile(`(?m)^\*nat\n:KUBE-SERVICES - \[0:0\]\n:KUBE-NODEPORTS - \[0:0\]\n:KUBE-POSTROUTING - \[0:0\]\n:KUBE-MARK-MASQ - \[0:0\]\n-A`)},
 }
 

@@ -19,6 +19,7 @@ import (
 	"k8s.io/kubernetes/pkg/proxy/healthcheck"
 	upstreamiptables "k8s.io/kubernetes/pkg/proxy/iptables"
 	proxyutil "k8s.io/kubernetes/pkg/proxy/util"
+	"k8s.io/kubernetes/pkg/proxy/util/nfacct"
 	proxyutiltest "k8s.io/kubernetes/pkg/proxy/util/testing"
 	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
 	iptablestest "k8s.io/kubernetes/pkg/util/iptables/testing"
@@ -58,6 +59,9 @@ type Config struct {
 	NodePortAddresses []string `json:"nodePortAddresses,omitempty"`
 	// ConntrackTCPLiberal says whether net.netfilter.nf_conntrack_tcp_be_liberal is set.
 	ConntrackTCPLiberal bool `json:"conntrackTCPLiberal,omitempty"`
+	// NFAcct says whether the kernel supports nfacct (kube-proxy then counts INVALID drops
+	// and localhost NodePort accepts with "-m nfacct" rules).
+	NFAcct bool `json:"nfacct,omitempty"`
 	// NodeZone is the node's topology.kubernetes.io/zone label ("" for none).
 	NodeZone string `json:"nodeZone,omitempty"`
 	// HostAddrs are the addresses the node's interfaces carry (what NodePortAddresses
@@ -103,7 +107,8 @@ func (r *recordingIPTables) RestoreAll(data []byte, flush utiliptables.FlushFlag
 // instead; the fields are unexported, so NewUpstream swaps in the fakes upstream
 // exports for this purpose (conntrack.NewFake, healthcheck.NewFakeServiceHealthServer,
 // proxyutiltest.NewFakeNetwork) through reflection, and clears nfacct (as when the kernel
-// lacks it) so that the output does not depend on the host.
+// lacks it, or replaces it by an in-memory one when Config.NFAcct is set) so that the
+// output does not depend on the host.
 func NewUpstream(cfg Config) (*Upstream, error) {
 	ipt := &recordingIPTables{}
 	if cfg.Family == corev1.IPv6Protocol {
@@ -158,7 +163,7 @@ func NewUpstream(cfg Config) (*Upstream, error) {
 		"conntrack":           conntrack.NewFake(),
 		"serviceHealthServer": healthcheck.NewFakeServiceHealthServer(),
 		"networkInterfacer":   nw,
-		"nfacct":              nil,
+		"nfacct":              nfacctOf(cfg.NFAcct),
 		// knet has no clock and scans for stale chains on every sync; upstream skips the
 		// scan in large-cluster mode when the last one is less than syncPeriod old.
 		"syncPeriod": time.Duration(1),
@@ -172,6 +177,52 @@ func NewUpstream(cfg Config) (*Upstream, error) {
 		p.OnTopologyChange(map[string]string{corev1.LabelTopologyZone: cfg.NodeZone})
 	}
 	return &Upstream{proxier: p, ipt: ipt}, nil
+}
+
+// memNFAcct is an in-memory nfacct (the counters kube-proxy ensures at a full sync).
+type memNFAcct struct{ counters map[string]*nfacct.Counter }
+
+// Ensure creates the counter name if it does not exist.
+func (m *memNFAcct) Ensure(name string) error {
+	if m.counters[name] == nil {
+		m.counters[name] = &nfacct.Counter{Name: name}
+	}
+	return nil
+}
+
+// Add creates the counter name.
+func (m *memNFAcct) Add(name string) error {
+	if m.counters[name] != nil {
+		return nfacct.ErrObjectAlreadyExists
+	}
+	m.counters[name] = &nfacct.Counter{Name: name}
+	return nil
+}
+
+// Get returns the counter name.
+func (m *memNFAcct) Get(name string) (*nfacct.Counter, error) {
+	if c := m.counters[name]; c != nil {
+		return c, nil
+	}
+	return nil, nfacct.ErrObjectNotFound
+}
+
+// List returns the counters by name.
+func (m *memNFAcct) List() ([]*nfacct.Counter, error) {
+	var out []*nfacct.Counter
+	for _, k := range sortedKeys(m.counters) {
+		out = append(out, m.counters[k])
+	}
+	return out, nil
+}
+
+// nfacctOf is the nfacct the proxier gets: in memory when supported, none otherwise.
+func nfacctOf(supported bool) any {
+	if !supported {
+		return nil
+	}
+	var i nfacct.Interface = &memNFAcct{counters: map[string]*nfacct.Counter{}}
+	return i
 }
 
 // setUnexported sets p's unexported field name to v (nil for the zero value).
