@@ -315,8 +315,8 @@ func TestMaglevTable(t *testing.T) {
 		}
 		return m
 	}
-	// 251 slots, one turn each per round in list order C,B,A: 83 full rounds + C, B.
-	if diff := cmp.Diff(map[string]int{"C": 84, "B": 84, "A": 83}, count()); diff != "" {
+	// 4093 slots, one turn each per round in list order C,B,A: 1364 full rounds + C.
+	if diff := cmp.Diff(map[string]int{"C": 1365, "B": 1364, "A": 1364}, count()); diff != "" {
 		t.Errorf("mh slot counts (-want +got):\n%s", diff)
 	}
 	before := svc.sched.(*mhState).lookup
