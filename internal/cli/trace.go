@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"github.com/knet-dev/knet/dataplane/netfilter"
+	"github.com/knet-dev/knet/snapshot"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +42,9 @@ type traceFlags struct {
 	preset   string
 	file     string
 	from, to string
+
+	// snapshot form
+	snapshot string
 
 	output string
 }
@@ -83,7 +89,67 @@ itself through OUTPUT; any other source arrives from the network at PREROUTING.`
 	fl.StringVar(&f.from, "from", "", "cluster form: the client (POD, NODE or IP)")
 	fl.StringVar(&f.to, "to", "", "cluster form: the destination (SERVICE[:PORT], POD or IP:PORT)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or yaml")
+	fl.StringVar(&f.snapshot, "snapshot", "", "trace through a node snapshot folder (knet collect): its iptables or nftables, ipsets, addresses and routes")
 	return cmd
+}
+
+// runSnapshotTrace traces --src/--dst through a snapshot: kube-proxy's nftables table when
+// the node has one, else its iptables (with its ipsets and routes).
+func runSnapshotTrace(s Streams, f *traceFlags, format trace.Format) error {
+	node, meta, probs, err := snapshot.Load(f.snapshot)
+	if err != nil {
+		return err
+	}
+	for _, p := range probs {
+		fmt.Fprintf(s.Err, "knet: warning: %s\n", p)
+	}
+	req, err := f.request()
+	if err != nil {
+		return err
+	}
+	name := meta.Node
+	if f.node != "" && f.node != "node" {
+		name = f.node
+	}
+	if node.NFTables != nil && node.NFTables.Table("ip", "kube-proxy") != nil && !kubeServicesIn(node.IPTables) {
+		local := func(a netip.Addr) bool {
+			for _, x := range node.Net.Addrs {
+				if x.Prefix.Addr() == a {
+					return true
+				}
+			}
+			return a.IsLoopback()
+		}
+		res, err := trace.TraceNFT(name, node.NFTables, local, req)
+		if err != nil {
+			return err
+		}
+		return res.Write(s.Out, format)
+	}
+	if node.IPTables == nil && node.IP6Tables == nil {
+		return fmt.Errorf("trace: snapshot %s has neither iptables nor kube-proxy's nftables table", f.snapshot)
+	}
+	n, err := trace.NewNode(name, node.IPTables, node.IP6Tables, nil)
+	if err != nil {
+		return err
+	}
+	n.Net = node.Net
+	if node.IPSets != nil {
+		n.Sets = trace.SetMatcher{Sets: node.IPSets}
+	}
+	res, err := trace.Trace(n, req)
+	if err != nil {
+		return err
+	}
+	return res.Write(s.Out, format)
+}
+
+func kubeServicesIn(rs *netfilter.Ruleset) bool {
+	if rs == nil {
+		return false
+	}
+	t := rs.Table(netfilter.TableName("nat"))
+	return t != nil && t.Chain("KUBE-SERVICES") != nil
 }
 
 func runTrace(cmd *cobra.Command, s Streams, f *traceFlags) error {
@@ -93,6 +159,9 @@ func runTrace(cmd *cobra.Command, s Streams, f *traceFlags) error {
 	}
 	if f.preset != "" || f.file != "" || f.from != "" || f.to != "" {
 		return runClusterTrace(s, f, format)
+	}
+	if f.snapshot != "" {
+		return runSnapshotTrace(s, f, format)
 	}
 	if f.ipvsadm != "" {
 		return notYet("knet trace --ipvsadm (IPVS from dumps)", 2)
