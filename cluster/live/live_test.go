@@ -353,3 +353,7 @@ func TestImageTag(t *testing.T) {
 		}
 	}
 }
+
+func decodeDump(data []byte) (cluster.Objects, []cluster.Note, error) {
+	return cluster.DecodeObjects(bytes.NewReader(data), "fuzz.yaml")
+}
