@@ -159,7 +159,7 @@ func populate(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 		}
 		ip := fmt.Sprintf("10.244.%d.%d", node, 2+i/nodes)
 		got.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
-			HostIP: fmt.Sprintf("172.31.%d.%d", node/2, 10+node),
+			HostIP:     fmt.Sprintf("172.31.%d.%d", node/2, 10+node),
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 		if _, err := cs.CoreV1().Pods("apps").UpdateStatus(ctx, got, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("pod %s status: %w", p.Name, err)
