@@ -15,10 +15,16 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
 
 	"github.com/knet-dev/knet/cluster"
@@ -212,6 +218,53 @@ func populate(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 	}
 }
 
+// installCalicoPool registers Calico's IPPool CRD (crd.projectcalico.org/v1, schema trimmed to
+// the fields knet reads, the rest preserved) and creates the default IPv4 pool.
+func installCalicoPool(ctx context.Context, t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	ext, err := apiextensionsclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	preserve := true
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "ippools.crd.projectcalico.org"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "crd.projectcalico.org", Scope: apiextensionsv1.ClusterScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "ippools", Singular: "ippool", Kind: "IPPool", ListKind: "IPPoolList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: &preserve}}}},
+		},
+	}
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("ippools CRD: %v", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvr := schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"}
+	pool := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool",
+		"metadata": map[string]any{"name": "default-ipv4-ippool"},
+		"spec": map[string]any{"cidr": "10.244.0.0/16", "ipipMode": "Never", "vxlanMode": "CrossSubnet",
+			"blockSize": int64(24), "natOutgoing": true, "nodeSelector": "all()"},
+	}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		// The CRD serves once it is Established.
+		_, err := dyn.Resource(gvr).Create(ctx, pool, metav1.CreateOptions{})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ippool: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestImportFromRealAPIServer imports a cluster of 6 nodes and 1,200 pods from a real
 // kube-apiserver (k8s.io/kubernetes v1.37.2 in process, embedded etcd) with pages of 500.
 func TestImportFromRealAPIServer(t *testing.T) {
@@ -224,11 +277,11 @@ func TestImportFromRealAPIServer(t *testing.T) {
 	}
 	start := time.Now()
 	populate(ctx, t, cs)
+	installCalicoPool(ctx, t, srv.ClientConfig)
 	t.Logf("populated in %v", time.Since(start))
 
 	start = time.Now()
-	c, notes, err := live.Import(ctx, srv.ClientConfig, live.Options{Name: "live", PageSize: 500,
-		CNI: cluster.CNI{Plugin: cluster.CNIKubeRouter}})
+	c, notes, err := live.Import(ctx, srv.ClientConfig, live.Options{Name: "live", PageSize: 500})
 	if err != nil {
 		t.Fatalf("Import: %v", err)
 	}
@@ -238,18 +291,19 @@ func TestImportFromRealAPIServer(t *testing.T) {
 	}
 
 	type summary struct {
-		Nodes, Pods, Services   int
-		WebSliceEndpoints       int
-		PodCIDR, ServiceCIDR    string
-		Proxy                   cluster.ProxyMode
-		ProxyClusterCIDR        string
-		Node3IP, Node3PodCIDR   string
-		Node0Role, Node1Zone    string
-		PodsPagedNote, CNIBlock bool
+		Nodes, Pods, Services int
+		WebSliceEndpoints     int
+		PodCIDR, ServiceCIDR  string
+		Proxy                 cluster.ProxyMode
+		ProxyClusterCIDR      string
+		Node3IP, Node3PodCIDR string
+		Node0Role, Node1Zone  string
+		PodsPagedNote         bool
+		CNI                   cluster.CNI
 	}
 	got := summary{Nodes: len(c.Nodes), Pods: len(c.Objects.Pods), Services: len(c.Objects.Services),
 		PodCIDR: c.PodCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), Proxy: c.Proxy.Mode,
-		Node0Role: c.Nodes[0].Role, Node1Zone: c.Nodes[1].Zone, CNIBlock: c.CNI.BlockSize == 24}
+		Node0Role: c.Nodes[0].Role, Node1Zone: c.Nodes[1].Zone, CNI: c.CNI}
 	if c.Objects.ProxyConfig != nil {
 		got.ProxyClusterCIDR = c.Objects.ProxyConfig.ClusterCIDR
 	}
@@ -265,9 +319,11 @@ func TestImportFromRealAPIServer(t *testing.T) {
 		got.PodsPagedNote = got.PodsPagedNote || n.Message == "pods listed in 3 pages of 500"
 	}
 	want := summary{Nodes: nodes, Pods: nodes * podsPerNode, Services: 2, WebSliceEndpoints: 10,
-		PodCIDR: "10.244.0.0/21", ServiceCIDR: serviceCIDR, Proxy: cluster.ProxyNFTables,
+		PodCIDR: "10.244.0.0/16", ServiceCIDR: serviceCIDR, Proxy: cluster.ProxyNFTables,
 		ProxyClusterCIDR: "10.244.0.0/16", Node3IP: "172.31.1.13", Node3PodCIDR: "10.244.3.0/24",
-		Node0Role: cluster.RoleControlPlane, Node1Zone: "zone-b", PodsPagedNote: true, CNIBlock: true}
+		Node0Role: cluster.RoleControlPlane, Node1Zone: "zone-b", PodsPagedNote: true,
+		CNI: cluster.CNI{Plugin: cluster.CNICalico, Mode: cluster.CalicoVXLANCrossSubnet, Version: cluster.DefaultCalicoVersion,
+			BlockSize: 24, MTU: cluster.DefaultMTU}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("imported cluster (-want +got):\n%s", d)
 	}
