@@ -43,7 +43,7 @@ func TestDifferentialInVM(t *testing.T) {
 	}
 	var out strings.Builder
 	res, err := vm.Run(t.Context(), vm.Options{Files: map[string]string{"/knet/lab.test": bin}, Env: env, Timeout: 35 * time.Minute},
-		"cd /knet && ./lab.test -test.v -test.count=1 -test.timeout 30m -test.run '^(TestDifferential|TestUpDownLeavesNothing|TestUpRunDownNative|TestNFTablesModeNative|TestIPVSSchedulers)$'", &out)
+		"cd /knet && ./lab.test -test.v -test.count=1 -test.timeout 30m -test.run '^(TestDifferential|TestUpDownLeavesNothing|TestUpRunDownNative|TestNFTablesModeNative|TestIPVSSchedulers|TestIPVSAdmMatchesRealTool)$'", &out)
 	t.Logf("guest output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("vm: %v", err)
@@ -52,7 +52,7 @@ func TestDifferentialInVM(t *testing.T) {
 	if res.ExitCode != 0 {
 		t.Errorf("lab tests failed inside the VM (exit %d); see the guest output above", res.ExitCode)
 	}
-	for _, want := range []string{"--- PASS: TestDifferential/cluster-b", "--- PASS: TestUpDownLeavesNothing"} {
+	for _, want := range []string{"--- PASS: TestDifferential/cluster-b", "--- PASS: TestUpDownLeavesNothing", "--- PASS: TestIPVSAdmMatchesRealTool"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("guest output lacks %q", want)
 		}

@@ -253,13 +253,9 @@ func (p *parser) serviceLine(n int, text string, f []string) {
 			s.Stats.CPS, s.Stats.InPPS, s.Stats.OutPPS, s.Stats.InBPS, s.Stats.OutBPS = vals[0], vals[1], vals[2], vals[3], vals[4]
 		}
 		s.Scheduler = ipvs.WeightedLeastConnection // not shown in these views
-	case ViewThresholds, ViewPersistentConn:
-		if len(rest) != 0 {
-			p.skip(n, text, "unexpected fields after the service")
-			return
-		}
-		s.Scheduler = ipvs.WeightedLeastConnection
 	default:
+		// The default view, --thresholds and --persistent-conn all print the scheduler and
+		// flags after the service (ipvsadm's print_service_entry).
 		if len(rest) == 0 {
 			p.skip(n, text, "service without scheduler")
 			return

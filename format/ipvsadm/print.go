@@ -283,9 +283,10 @@ func writeService(w io.Writer, s *ipvs.Service, opts ListOptions) {
 		for _, v := range []uint64{s.Stats.CPS, s.Stats.InPPS, s.Stats.OutPPS, s.Stats.InBPS, s.Stats.OutBPS} {
 			largenum(w, v, opts.Exact)
 		}
-	case ViewThresholds, ViewPersistentConn:
-		fmt.Fprint(w, name)
 	default:
+		// ipvsadm's print_service_entry: every view but --stats and --rate (the default,
+		// --thresholds, --persistent-conn) prints the scheduler and flags (checked against the
+		// real ipvsadm 1.31 in the VM: lab.TestIPVSAdmMatchesRealTool).
 		fmt.Fprintf(w, "%s %s", name, s.Scheduler)
 		if s.Flags&(ipvs.FlagSched1|ipvs.FlagSched2|ipvs.FlagSched3) != 0 {
 			fmt.Fprintf(w, " (%s)", schedFlags(s))
