@@ -141,7 +141,7 @@ func runSnapshotTrace(s Streams, f *traceFlags, format trace.Format) error {
 	if err != nil {
 		return err
 	}
-	return res.Write(s.Out, format)
+	return trace.WithIPVS(res, node.IPVS, name, req).Write(s.Out, format)
 }
 
 func kubeServicesIn(rs *netfilter.Ruleset) bool {
