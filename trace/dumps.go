@@ -104,6 +104,9 @@ func NodeFromDumps(name string, d Dumps) (*Node, []Warning, error) {
 	// Only route with the FIB when routes were given; an `ip addr` dump alone gives the
 	// local addresses.
 	if d.IPRoute != nil {
+		for _, err := range addKernelLocalRoutes(stack) {
+			warns = append(warns, Warning{File: d.IPRoute.Name, Msg: err.Error()})
+		}
 		n.Net = stack
 	}
 	if d.IPSet != nil {
@@ -138,4 +141,27 @@ func ReadDump(name string, r io.Reader) (Dump, error) {
 		return Dump{}, fmt.Errorf("read %s: %w", name, err)
 	}
 	return Dump{Name: name, Data: b}, nil
+}
+
+// addKernelLocalRoutes adds, when the route dump has no table local (a plain `ip route` shows
+// main only), the `local ADDR dev D table local proto kernel scope host src ADDR` route the
+// kernel makes for every address (fib_add_ifaddr), so a packet to any local address — a
+// kube-ipvs0 Service address included — is delivered locally as on the node.
+// It returns the routes it could not add.
+func addKernelLocalRoutes(s *route.Stack) []error {
+	for _, r := range s.Routes {
+		if r.Table == route.TableLocal {
+			return nil
+		}
+	}
+	var errs []error
+	for _, a := range s.Addrs {
+		addr := a.Prefix.Addr()
+		err := s.RouteAdd(&route.Route{Table: route.TableLocal, Type: route.TypeLocal, Dst: netip.PrefixFrom(addr, addr.BitLen()),
+			Dev: a.Dev, Protocol: route.ProtoKernel, Scope: route.ScopeHost, Src: addr})
+		if err != nil && !errors.Is(err, route.ErrExist) {
+			errs = append(errs, fmt.Errorf("local route for %s: %w", a.Prefix, err))
+		}
+	}
+	return errs
 }

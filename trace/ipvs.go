@@ -14,7 +14,8 @@ import (
 // delivered locally and IPVS takes it at LOCAL_IN; a node's own packet at LOCAL_OUT), each
 // accepted branch without a netfilter DNAT splits into the real servers a new connection can
 // get now, with their probabilities (dataplane/ipvs Candidates: one server for rr on fresh
-// state, the hash's server for sh/dh/mh, a share for random ones). res is changed and returned.
+// state, the hash's server for sh/dh/mh, a share for random ones). A branch routed through
+// FORWARD is left alone: IPVS never sees it. res is changed and returned.
 func WithIPVS(res *Result, st *ipvs.State, node string, req Request) *Result {
 	if res == nil || st == nil {
 		return res
@@ -37,7 +38,7 @@ func WithIPVS(res *Result, st *ipvs.State, node string, req Request) *Result {
 	}
 	var out []BranchResult
 	for _, b := range branches {
-		if b.Verdict != netfilter.DecisionAccept || b.DNAT != "" {
+		if b.Verdict != netfilter.DecisionAccept || b.DNAT != "" || forwarded(b) {
 			out = append(out, b)
 			continue
 		}
@@ -83,4 +84,18 @@ func WithIPVS(res *Result, st *ipvs.State, node string, req Request) *Result {
 		res.Branches = nil
 	}
 	return res
+}
+
+// forwarded reports whether the branch was routed through FORWARD rather than delivered
+// locally: IPVS only sees a network packet at LOCAL_IN.
+func forwarded(b BranchResult) bool {
+	if b.Delivered == "forwarded" {
+		return true
+	}
+	for _, h := range b.Path {
+		if h.Hook == "FORWARD" {
+			return true
+		}
+	}
+	return false
 }

@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"github.com/knet-dev/knet/dataplane/netfilter"
-	"github.com/knet-dev/knet/snapshot"
-
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +14,10 @@ import (
 
 	"github.com/knet-dev/knet/cluster"
 	"github.com/knet-dev/knet/dataplane"
+	"github.com/knet-dev/knet/dataplane/netfilter"
+	"github.com/knet-dev/knet/format/ipvsadm"
 	"github.com/knet-dev/knet/render"
+	"github.com/knet-dev/knet/snapshot"
 	"github.com/knet-dev/knet/trace"
 )
 
@@ -72,7 +72,7 @@ itself through OUTPUT; any other source arrives from the network at PREROUTING.`
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.iptablesSave, "iptables-save", nil, "iptables-save (or ip6tables-save) output file; repeat for both families")
-	fl.StringVar(&f.ipvsadm, "ipvsadm", "", "ipvsadm -Ln output file (IPVS tracing is not implemented yet)")
+	fl.StringVar(&f.ipvsadm, "ipvsadm", "", "ipvsadm -Ln (or ipvsadm -S -n) output file: Service traffic iptables ACCEPTs is sent to the real server IPVS picks")
 	fl.StringVar(&f.ipset, "ipset", "", "ipset save (or ipset list) output file for -m set matches")
 	fl.StringVar(&f.ipAddr, "ip-addr", "", "ip addr output file (the node's local addresses)")
 	fl.StringVar(&f.ipRoute, "ip-route", "", "ip route show table all output file (routing decision and output device)")
@@ -163,9 +163,6 @@ func runTrace(cmd *cobra.Command, s Streams, f *traceFlags) error {
 	if f.snapshot != "" {
 		return runSnapshotTrace(s, f, format)
 	}
-	if f.ipvsadm != "" {
-		return notYet("knet trace --ipvsadm (IPVS from dumps)", 2)
-	}
 	if len(f.iptablesSave) == 0 {
 		return errors.New("trace: give --iptables-save FILE (from dumps) or --preset/-f with --from/--to (cluster form)")
 	}
@@ -211,6 +208,23 @@ func runTrace(cmd *cobra.Command, s Streams, f *traceFlags) error {
 	res, err := trace.Trace(n, req)
 	if err != nil {
 		return err
+	}
+	if f.ipvsadm != "" {
+		b, err := os.ReadFile(f.ipvsadm)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		dump, err := ipvsadm.Parse(f.ipvsadm, b)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		for _, d := range dump.Skipped {
+			fmt.Fprintf(s.Err, "knet: warning: %s\n", d)
+		}
+		if dump.Kind != ipvsadm.KindList && dump.Kind != ipvsadm.KindSave {
+			return fmt.Errorf("trace: %s: want `ipvsadm -Ln` or `ipvsadm -S -n` output (the virtual services), not a connection or timeout listing", f.ipvsadm)
+		}
+		res = trace.WithIPVS(res, dump.State, f.node, req)
 	}
 	return res.Write(s.Out, format)
 }
