@@ -56,6 +56,31 @@ func (p *parser) problem(format string, a ...any) {
 	p.probs = append(p.probs, Problem{File: p.file, Line: p.line, Text: p.text, Msg: fmt.Sprintf(format, a...)})
 }
 
+// num parses the decimal value v of tok; a value that is not a number is reported as a problem
+// and read as 0. An empty v (a missing value, already reported) is 0 without a second report.
+func (p *parser) num(tok, v string) int {
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.problem("%s: bad number %q", tok, v)
+	}
+	return n
+}
+
+// ip parses the address value v of tok like num does numbers.
+func (p *parser) ip(tok, v string) netip.Addr {
+	if v == "" {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		p.problem("%s: bad address %q", tok, v)
+	}
+	return a
+}
+
 // knownTables are the rt_tables entries Kubernetes CNIs write (kube-router pkg/routes/pbr.go).
 var knownTables = map[string]route.TableID{"kube-router": 77, "kube-router-dsr": 78, "external_ip": 79}
 
@@ -182,7 +207,7 @@ func (p *parser) nexthop(f []string) route.NextHop {
 		case "dev":
 			h.Dev = arg()
 		case "weight":
-			h.Weight, _ = strconv.Atoi(arg())
+			h.Weight = p.num("weight", arg())
 		default:
 			if fl, ok := route.ParseRouteFlag(f[i]); ok {
 				h.Flags |= fl
@@ -260,18 +285,18 @@ func (p *parser) route(f []string, def route.TableID) *route.Route {
 			}
 			r.Src = a
 		case "metric":
-			r.Metric, _ = strconv.Atoi(arg())
+			r.Metric = p.num(tok, arg())
 		case "mtu":
 			v := arg()
 			if v == "lock" {
 				p.problem("locked mtu not modelled")
 				v = arg()
 			}
-			r.MTU, _ = strconv.Atoi(v)
+			r.MTU = p.num(tok, v)
 		case "advmss":
-			r.AdvMSS, _ = strconv.Atoi(arg())
+			r.AdvMSS = p.num(tok, arg())
 		case "error":
-			r.Error, _ = strconv.Atoi(arg())
+			r.Error = p.num(tok, arg())
 		case "pref":
 			r.Pref = arg()
 		case "expires", "hoplimit", "rtt", "rttvar", "initcwnd", "initrwnd", "mark", "uid", "realm", "realms", "tos", "nhid", "from", "iif", "cwnd", "window", "ssthresh", "quickack", "features":
@@ -363,7 +388,7 @@ func ParseRules(s *route.Stack, file string, data []byte) Problems {
 				r.Action, r.Table = route.ActionLookup, p.table(arg())
 			case "goto":
 				r.Action = route.ActionGoto
-				r.Goto, _ = strconv.Atoi(arg())
+				r.Goto = p.num(tok, arg())
 			case "blackhole", "unreachable", "prohibit", "nop":
 				r.Action = route.RuleAction(tok)
 			case "[detached]", "[unresolved]":
@@ -461,7 +486,7 @@ func ParseFDB(s *route.Stack, file string, data []byte, dev string) Problems {
 			case "dev":
 				e.Dev = arg()
 			case "vlan":
-				e.VLAN, _ = strconv.Atoi(arg())
+				e.VLAN = p.num(tok, arg())
 			case "dst":
 				a, err := netip.ParseAddr(arg())
 				if err != nil {

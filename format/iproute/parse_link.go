@@ -149,7 +149,7 @@ func (p *parser) linkHeader(idx int, rest string) *route.Link {
 		}
 		switch tok {
 		case "mtu":
-			l.MTU, _ = strconv.Atoi(arg())
+			l.MTU = p.num(tok, arg())
 		case "qdisc":
 			l.Qdisc = arg()
 		case "master":
@@ -161,7 +161,7 @@ func (p *parser) linkHeader(idx int, rest string) *route.Link {
 		case "group":
 			l.Group = arg()
 		case "qlen":
-			l.TxQLen, _ = strconv.Atoi(arg())
+			l.TxQLen = p.num(tok, arg())
 		case "link-netns", "link-netnsid":
 			p.netns(l, tok, arg())
 		default:
@@ -332,7 +332,7 @@ func (p *parser) kindLine(l *route.Link, k route.LinkKind, f []string) {
 			p.problem("%s without a value", tok)
 			return ""
 		}
-		atoi := func() int { n, _ := strconv.Atoi(arg()); return n }
+		atoi := func() int { return p.num(tok, arg()) }
 		switch k {
 		case route.KindVXLAN:
 			if l.VXLAN == nil {
@@ -343,7 +343,7 @@ func (p *parser) kindLine(l *route.Link, k route.LinkKind, f []string) {
 			case "id":
 				v.VNI = atoi()
 			case "local":
-				v.Local, _ = netip.ParseAddr(arg())
+				v.Local = p.ip(tok, arg())
 			case "dev":
 				v.Dev = arg()
 			case "srcport":
@@ -355,7 +355,7 @@ func (p *parser) kindLine(l *route.Link, k route.LinkKind, f []string) {
 				v.Learning = false
 			case "ttl":
 				if t := arg(); t != "auto" {
-					v.TTL, _ = strconv.Atoi(t)
+					v.TTL = p.num(tok, t)
 				}
 			case "ageing":
 				v.Ageing = atoi()
@@ -372,15 +372,15 @@ func (p *parser) kindLine(l *route.Link, k route.LinkKind, f []string) {
 			case "any":
 			case "remote":
 				if v := arg(); v != "any" {
-					t.Remote, _ = netip.ParseAddr(v)
+					t.Remote = p.ip(tok, v)
 				}
 			case "local":
 				if v := arg(); v != "any" {
-					t.Local, _ = netip.ParseAddr(v)
+					t.Local = p.ip(tok, v)
 				}
 			case "ttl":
 				if v := arg(); v != "inherit" {
-					t.TTL, _ = strconv.Atoi(v)
+					t.TTL = p.num(tok, v)
 				}
 			case "nopmtudisc":
 				t.PMTUDisc = false
@@ -436,9 +436,9 @@ func (p *parser) portLine(l *route.Link, f []string) {
 		case "state":
 			bp.State = v
 		case "priority":
-			bp.Priority, _ = strconv.Atoi(v)
+			bp.Priority = p.num(k, v)
 		case "cost":
-			bp.Cost, _ = strconv.Atoi(v)
+			bp.Cost = p.num(k, v)
 		case "hairpin":
 			bp.Hairpin = on(v)
 		case "guard", "root_block", "fastleave":
@@ -500,7 +500,7 @@ func (p *parser) addr(l *route.Link, f []string) *route.Addr {
 		}
 		switch tok {
 		case "brd":
-			a.Broadcast, _ = netip.ParseAddr(arg())
+			a.Broadcast = p.ip(tok, arg())
 		case "scope":
 			sc, err := route.ParseScope(arg())
 			if err != nil {
@@ -508,7 +508,7 @@ func (p *parser) addr(l *route.Link, f []string) *route.Addr {
 			}
 			a.Scope = sc
 		case "metric":
-			a.Metric, _ = strconv.Atoi(arg())
+			a.Metric = p.num(tok, arg())
 		case "proto":
 			a.Proto = arg()
 		case "dynamic":

@@ -69,6 +69,12 @@ func TestParseRoutesTolerant(t *testing.T) {
 			probs: []string{`f.txt:1: bad route destination "$": "$ ip route"`, `f.txt:2: unknown route token "frobnicate": "10.0.0.0/8 dev eth0 scope link frobnicate"`},
 		},
 		{
+			name:  "bad numbers are reported, not silently zero",
+			in:    "10.0.0.0/8 dev eth0 metric 1OO\n10.1.0.0/16 dev eth0 mtu lock x advmss 1460\n",
+			want:  []string{"10.0.0.0/8 dev eth0 \n", "10.1.0.0/16 dev eth0 advmss 1460 \n"},
+			probs: []string{`f.txt:1: metric: bad number "1OO": "10.0.0.0/8 dev eth0 metric 1OO"`, `f.txt:2: locked mtu not modelled: "10.1.0.0/16 dev eth0 mtu lock x advmss 1460"`, `f.txt:2: mtu: bad number "x": "10.1.0.0/16 dev eth0 mtu lock x advmss 1460"`},
+		},
+		{
 			name: "named table",
 			in:   "10.244.0.0/24 dev tun-1 table kube-router proto 17\n",
 			want: []string{"10.244.0.0/24 dev tun-1 table kube-router proto 17 \n"},
@@ -100,15 +106,19 @@ func TestParseAddrsOldAndProblems(t *testing.T) {
 		"    link/ether 5a:3e:1b:22:7c:0d brd ff:ff:ff:ff:ff:ff\n" +
 		"    inet 10.96.0.1/32 brd 10.96.0.1 scope global kube-ipvs0\n" +
 		"       valid_lft forever preferred_lft forever\n" +
-		"    bogus line here\n"
+		"    bogus line here\n" +
+		"    inet 10.96.0.10/32 brd 10.96.0.x scope global kube-ipvs0\n"
 	s := &route.Stack{}
 	probs := ParseAddrs(s, "addr.txt", []byte(in))
-	want := Problems{{File: "addr.txt", Line: 5, Text: "    bogus line here", Msg: "unknown line in link kube-ipvs0"}}
+	want := Problems{
+		{File: "addr.txt", Line: 5, Text: "    bogus line here", Msg: "unknown line in link kube-ipvs0"},
+		{File: "addr.txt", Line: 6, Text: "    inet 10.96.0.10/32 brd 10.96.0.x scope global kube-ipvs0", Msg: `brd: bad address "10.96.0.x"`},
+	}
 	if diff := cmp.Diff(want, probs); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
-	if len(s.Addrs) != 1 {
-		t.Fatalf("got %d addresses, want 1", len(s.Addrs))
+	if len(s.Addrs) != 2 {
+		t.Fatalf("got %d addresses, want 2", len(s.Addrs))
 	}
 	a := s.Addrs[0]
 	if a.Broadcast != netip.MustParseAddr("10.96.0.1") || a.Dev != "kube-ipvs0" || a.Label != "kube-ipvs0" {
